@@ -1,0 +1,126 @@
+"""Split the raw images into train/validation/test folders, one sub-folder per class.
+
+Reads `split.raw_dir` in either layout:
+  - Kaggle's flat `train/` folder: cat.123.jpg, dog.45.jpg
+  - one folder per class, as in Microsoft's PetImages archive: Cat/1.jpg, Dog/1.jpg
+Writes data/split/{train,validation,test}/{cats,dogs}/ and data/split/report.json, which lists
+the files that were skipped and why.
+
+Every candidate is decoded first, with the decoder `extract` uses, so that a file `extract`
+could not read is reported here and never picked. The selection is a seeded shuffle per class,
+cut in order train, validation, test: changing `split.test` leaves train and validation as they are.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+import shutil
+
+import numpy as np
+
+from stages.common import (CLASSES, SPLIT_DIR, SPLIT_REPORT, SUBSETS, ParamError, atomic_path,
+                           decode_image, load_params, positive_int, write_json)
+
+# Folder or file-name prefixes that name a class, in either raw layout.
+CLASS_NAMES = {"cat": "cats", "cats": "cats", "dog": "dogs", "dogs": "dogs"}
+
+
+def check_params(params):
+    """Validate the split section; return (raw_dir, counts per subset, seed)."""
+    raw_dir = Path(str(params.get("raw_dir")))
+    if params.get("raw_dir") is None or not raw_dir.is_dir():
+        raise ParamError("split.raw_dir", f"no folder at {str(raw_dir)!r}",
+                         "download the images (README, 'Getting the data') or point "
+                         "split.raw_dir at the folder that holds them")
+    counts = {subset: positive_int("split", params, subset) for subset in SUBSETS}
+    seed = params.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ParamError("split.seed", f"must be an integer, got {seed!r}", "set split.seed to e.g. 42")
+    return raw_dir, counts, seed
+
+
+def find_candidates(raw_dir):
+    """Map every file under raw_dir to its class (or None when its name matches no class)."""
+    class_dirs = [d for d in sorted(raw_dir.iterdir()) if d.is_dir()]
+    if any(d.name.lower() in CLASS_NAMES for d in class_dirs):
+        # One folder per class; anything else at the top level belongs to no class.
+        return {path: CLASS_NAMES.get(path.relative_to(raw_dir).parts[0].lower())
+                for path in sorted(raw_dir.rglob("*")) if path.is_file()}
+    return {path: CLASS_NAMES.get(path.name.split(".")[0].lower())
+            for path in sorted(raw_dir.iterdir()) if path.is_file()}
+
+
+def check_image(path):
+    """Return why `path` cannot be used, or None when it decodes to an image."""
+    import tensorflow as tf
+
+    data = path.read_bytes()
+    if not data:
+        return "empty file"
+    try:
+        decode_image(data)
+    except tf.errors.InvalidArgumentError:
+        return "not a readable image (corrupt, truncated or not an image format extract reads)"
+    return None
+
+
+def sort_candidates(candidates):
+    """Split candidates into usable files per class and skipped files per reason."""
+    usable = {class_name: [] for class_name in CLASSES}
+    skipped = {}
+    with ThreadPoolExecutor() as pool:  # TensorFlow decodes outside the GIL
+        problems = pool.map(lambda item: "name matches no class" if item[1] is None
+                            else check_image(item[0]), candidates.items())
+        for (path, class_name), problem in zip(candidates.items(), problems):
+            if problem:
+                skipped.setdefault(problem, []).append(str(path))
+            else:
+                usable[class_name].append(path)
+    return usable, skipped
+
+
+def select(files, counts, seed):
+    """Shuffle one class's files with `seed` and cut them into consecutive subsets."""
+    order = np.random.default_rng(seed).permutation(len(files))
+    shuffled = [files[i] for i in order]
+    selection, start = {}, 0
+    for subset in SUBSETS:
+        selection[subset] = shuffled[start:start + counts[subset]]
+        start += counts[subset]
+    return selection
+
+
+def main():
+    raw_dir, counts, seed = check_params(load_params()["split"])
+    usable, skipped = sort_candidates(find_candidates(raw_dir))
+
+    needed = sum(counts.values())
+    for class_name, files in usable.items():
+        if len(files) < needed:
+            raise ParamError("split.train/validation/test",
+                             f"{needed} {class_name} needed ({counts['train']} + {counts['validation']} + "
+                             f"{counts['test']}) but {raw_dir} has {len(files)} usable",
+                             "lower the per-class counts or add images")
+
+    selections = {class_name: select(files, counts, seed) for class_name, files in usable.items()}
+    for subset in SUBSETS:
+        with atomic_path(SPLIT_DIR / subset) as tmp:
+            for class_name in CLASSES:
+                (tmp / class_name).mkdir(parents=True)
+                for path in selections[class_name][subset]:
+                    shutil.copyfile(path, tmp / class_name / path.name)
+        print(f"{subset}: " + ", ".join(f"{len(selections[c][subset])} {c}" for c in CLASSES))
+
+    write_json(SPLIT_REPORT, {
+        "raw_dir": str(raw_dir),
+        "usable": {class_name: len(files) for class_name, files in usable.items()},
+        "skipped": {reason: len(files) for reason, files in skipped.items()},
+        "skipped_files": skipped,
+    })
+    for reason, files in skipped.items():
+        print(f"skipped {len(files)} file(s), {reason}: " + ", ".join(files[:5])
+              + (", ..." if len(files) > 5 else ""))
+    print(f"report: {SPLIT_REPORT}")
+
+
+if __name__ == "__main__":
+    main()
