@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 # Quiet TensorFlow's C++ start-up chatter; set before anything imports TensorFlow.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 PARAMS_FILE = Path("params.yaml")
 SUBSETS = ("train", "validation", "test")
