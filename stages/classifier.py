@@ -1,0 +1,82 @@
+"""The exported classifier and what train, plots and predict.py share about its predictions.
+
+models/classifier.keras takes a raw RGB image of any size (float 0-255) and returns P(dog). It is
+built only of stock Keras layers, so `keras.models.load_model` opens it without this repository:
+
+    Input (None, None, 3) -> Resizing (bilinear, as common.load_image) -> "preprocess" 1x1 Conv2D
+    (the conv base's preprocess_input) -> conv base -> trained head
+
+Keras functions are imported inside the functions, so that importing this module for its
+constants stays cheap.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from stages.common import CLASSES
+
+CLASSIFIER_FILE = Path("models/classifier.keras")
+EVAL_DIR = Path("eval")
+PREDICTIONS_FILE = EVAL_DIR / "predictions.json"
+ROC_FILE = EVAL_DIR / "roc.json"
+PRECISION_RECALL_FILE = EVAL_DIR / "precision_recall.json"
+
+LABELS = tuple(name.removesuffix("s") for name in CLASSES)  # "cat", "dog": label 0 and label 1
+THRESHOLD = 0.5  # the threshold of Keras' accuracy metric, so counts and accuracy agree
+
+
+def label_of(probability):
+    """The predicted label name for one P(dog)."""
+    return LABELS[int(probability > THRESHOLD)]
+
+
+def affine_preprocessing(preprocess_input):
+    """The 3x3 matrix and bias with preprocess_input(x) == x @ matrix + bias, for each pixel x.
+
+    Probes preprocess_input with a black pixel (the bias) and one pixel per channel (the matrix
+    rows), then checks the result on random pixels: raises ValueError when preprocess_input is not
+    a per-pixel affine map of the channels (it could not be a 1x1 convolution then).
+    """
+    def apply(pixels):  # (N, 3) -> (N, 3); a fresh array each time: some versions work in place
+        images = np.array(pixels, dtype=np.float32).reshape(-1, 1, 1, 3)
+        return np.asarray(preprocess_input(images), dtype=np.float64).reshape(-1, 3)
+
+    probe = 255.0  # a full-scale step keeps rounding small relative to the slope
+    bias = apply(np.zeros((1, 3)))[0]
+    matrix = (apply(probe * np.eye(3)) - bias) / probe
+
+    pixels = np.random.default_rng(0).uniform(0, 255, size=(1000, 3))
+    expected = apply(pixels)
+    error = np.abs(pixels @ matrix + bias - expected).max()
+    if error > 1e-6 * max(1.0, np.abs(expected).max()):  # float32 rounding, no more
+        raise ValueError(f"preprocess_input is not a per-channel affine map (max error {error:.3g}), "
+                         "so it cannot be exported as a 1x1 convolution")
+    return matrix.astype(np.float32), bias.astype(np.float32)
+
+
+def preprocess_layer(preprocess_input):
+    """A fixed 1x1 Conv2D, named "preprocess", that computes preprocess_input on each pixel."""
+    import keras
+
+    matrix, bias = affine_preprocessing(preprocess_input)
+    layer = keras.layers.Conv2D(3, 1, name="preprocess", trainable=False)
+    layer.build((None, None, None, 3))
+    layer.set_weights([matrix.reshape(1, 1, 3, 3), bias])
+    return layer
+
+
+def build_classifier(conv_base, preprocess_input, head):
+    """Chain resizing, preprocessing, the conv base and the head into one image -> P(dog) model."""
+    import keras
+
+    height, width = conv_base.input_shape[1:3]
+    images = keras.Input(shape=(None, None, 3), name="image")  # RGB, float 0-255, any size
+    # training=False: image preprocessing layers default to training=True, which a plain
+    # classifier(images) call would pass on to the head's Dropout.
+    resized = keras.layers.Resizing(height, width, interpolation="bilinear",
+                                    name="resize")(images, training=False)
+    features = conv_base(preprocess_layer(preprocess_input)(resized))
+    # The head's layers (and so its weights) without its compiled state: no optimizer in an export.
+    inference_head = keras.Sequential(head.layers, name=head.name)
+    return keras.Model(images, inference_head(features), name="classifier")

@@ -1,0 +1,72 @@
+"""The exported classifier gives, on raw images, what the pipeline computes step by step."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stages.classifier import affine_preprocessing, build_classifier, preprocess_layer
+from stages.common import build_conv_base, conv_base_module, decode_image, load_image
+from stages.train import build_head
+
+SIZE = 32  # the smallest input that keras.applications models accept: keeps the test fast
+
+
+@pytest.fixture(scope="module")
+def image_files(tmp_path_factory):
+    """PNG files (lossless, so both routes see the same pixels), none of them SIZE x SIZE but one."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, (height, width) in enumerate([(40, 56), (23, 31), (32, 32), (97, 61)]):
+        path = folder / f"image{i}.png"
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("name", ["vgg16", "mobilenet_v2", "densenet121", "efficientnetb0"])
+def test_preprocess_conv_equals_preprocess_input(name):
+    import tensorflow as tf
+
+    preprocess_input = conv_base_module(name)[0].preprocess_input
+    pixels = np.random.default_rng(1).uniform(0, 255, (2, 7, 5, 3)).astype(np.float32)
+    expected = preprocess_input(tf.constant(pixels)).numpy()  # on a tensor, as extract calls it
+    actual = preprocess_layer(preprocess_input)(pixels).numpy()
+    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-5)
+
+
+def test_non_affine_preprocessing_is_refused():
+    with pytest.raises(ValueError, match="not a per-channel affine map"):
+        affine_preprocessing(lambda images: images ** 2)
+    with pytest.raises(ValueError, match="not a per-channel affine map"):
+        # Affine per pixel but depending on the image: no fixed 1x1 convolution can do it.
+        affine_preprocessing(lambda images: images - images.mean())
+
+
+@pytest.mark.parametrize("name", ["vgg16", "mobilenet_v2"])
+def test_classifier_matches_the_pipeline(name, image_files, tmp_path):
+    import keras
+
+    conv_base, preprocess_input = build_conv_base(
+        {"name": name, "weights": None, "input_size": SIZE, "seed": 0}, "float32")
+    head = build_head(conv_base.output_shape[1:], units=8, dropout=0.5, learning_rate=1e-3)
+
+    # What extract and train compute: load_image, preprocess_input, conv base, then head.
+    resized = np.stack([load_image(str(path), SIZE).numpy() for path in image_files])
+    features = conv_base.predict(preprocess_input(resized.copy()), verbose=0)
+    # Randomly initialised conv bases give tiny features (about 1e-13 for MobileNetV2): scale the
+    # head's first layer so that its answers differ from image to image and the check means something.
+    hidden = head.get_layer(index=1)
+    hidden.kernel.assign(hidden.kernel / features.std())
+    expected = head.predict(features, verbose=0)[:, 0]
+    assert expected.std() > 1e-3
+
+    classifier = build_classifier(conv_base, preprocess_input, head)
+    classifier.save(tmp_path / "classifier.keras")
+    loaded = keras.models.load_model(tmp_path / "classifier.keras")
+    assert [layer.name for layer in loaded.layers[1:3]] == ["resize", "preprocess"]
+    for model in (classifier, loaded):
+        raw = [np.float32(decode_image(path.read_bytes()))[np.newaxis] for path in image_files]
+        # A plain call, as a user would make it: it must not be in training mode (Dropout).
+        actual = [float(model(image)[0, 0]) for image in raw]
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
