@@ -1,19 +1,29 @@
-"""Draw the recipe's two figures from the training history DVCLive logged.
+"""Draw the training curves and the test-set evaluation.
 
-plots/accuracy.png: training and validation accuracy per epoch
-plots/loss.png:     training and validation loss per epoch
+plots/accuracy.png:         training and validation accuracy per epoch (the recipe's figure)
+plots/loss.png:             training and validation loss per epoch (the recipe's figure)
+plots/misclassified.png:    the test images the model got wrong most confidently
+eval/roc.json:              ROC curve points (fpr, tpr), for `dvc plots`
+eval/precision_recall.json: precision-recall curve points (recall, precision), for `dvc plots`
 """
 
 import csv
+import json
+import math
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from stages.common import LIVE_DIR, PLOTS_DIR, atomic_path  # noqa: E402
+from stages.classifier import (LABELS, PRECISION_RECALL_FILE, PREDICTIONS_FILE,  # noqa: E402
+                               ROC_FILE, THRESHOLD)
+from stages.common import LIVE_DIR, PLOTS_DIR, atomic_path, decode_image, write_json  # noqa: E402
 
 HISTORY_DIR = LIVE_DIR / "plots" / "metrics"
+GALLERY_SIZE = 8  # most confident mistakes shown
+GALLERY_COLUMNS = 4
 
 
 def read_history(split, metric):
@@ -31,15 +41,65 @@ def draw(metric, title):
     axes.set(title=title, xlabel="Epoch", ylabel=metric.capitalize())
     axes.legend()
     figure.tight_layout()
-    with atomic_path(PLOTS_DIR / f"{metric}.png") as tmp:
+    save(figure, PLOTS_DIR / f"{metric}.png")
+
+
+def save(figure, path):
+    """Write a figure atomically and close it."""
+    with atomic_path(path) as tmp:
         figure.savefig(tmp, dpi=100, metadata={"Software": None})  # no version stamp: same bytes each run
     plt.close(figure)
+
+
+def write_curves(predictions):
+    """ROC and precision-recall curve points, dog being the positive class."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    actual_dogs = [row["actual"] == LABELS[1] for row in predictions]
+    probabilities = [row["probability"] for row in predictions]
+    fpr, tpr, _ = roc_curve(actual_dogs, probabilities)
+    precision, recall, _ = precision_recall_curve(actual_dogs, probabilities)
+    write_json(ROC_FILE, [{"fpr": round(float(x), 6), "tpr": round(float(y), 6)}
+                          for x, y in zip(fpr, tpr)])
+    write_json(PRECISION_RECALL_FILE, [{"recall": round(float(x), 6), "precision": round(float(y), 6)}
+                                       for x, y in zip(recall, precision)])
+
+
+def draw_misclassified(predictions):
+    """A gallery of the misclassified test images, the most confidently wrong first."""
+    mistakes = sorted((row for row in predictions if row["predicted"] != row["actual"]),
+                      key=lambda row: abs(row["probability"] - THRESHOLD), reverse=True)
+    shown = mistakes[:GALLERY_SIZE]
+    if not shown:
+        figure, axes = plt.subplots(figsize=(6, 2))
+        axes.text(0.5, 0.5, "No misclassified test images", ha="center", va="center", fontsize=14)
+        axes.axis("off")
+        save(figure, PLOTS_DIR / "misclassified.png")
+        return 0
+
+    rows = math.ceil(len(shown) / GALLERY_COLUMNS)
+    columns = min(len(shown), GALLERY_COLUMNS)
+    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.3 * rows + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, row in zip(axes.flat, shown):
+        # The decoder extract used, so every split image opens here too.
+        ax.imshow(decode_image(Path(row["file"]).read_bytes()).numpy())
+        ax.set_title(f"actual {row['actual']}\nP(dog) = {row['probability']:.4f}", fontsize=10)
+    figure.suptitle(f"Most confidently misclassified test images ({len(shown)} of {len(mistakes)})")
+    figure.tight_layout()
+    save(figure, PLOTS_DIR / "misclassified.png")
+    return len(mistakes)
 
 
 def main():
     draw("accuracy", "Training and validation accuracy")
     draw("loss", "Training and validation loss")
-    print(f"wrote {PLOTS_DIR}/accuracy.png and {PLOTS_DIR}/loss.png")
+    predictions = json.loads(PREDICTIONS_FILE.read_text())
+    write_curves(predictions)
+    mistakes = draw_misclassified(predictions)
+    print(f"wrote {PLOTS_DIR}/accuracy.png, {PLOTS_DIR}/loss.png, {PLOTS_DIR}/misclassified.png "
+          f"({mistakes} misclassified), {ROC_FILE} and {PRECISION_RECALL_FILE}")
 
 
 if __name__ == "__main__":
