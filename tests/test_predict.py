@@ -1,0 +1,100 @@
+"""predict.py classifies the readable images it is given, skips the rest and writes CSV or JSON."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import predict
+from stages.classifier import build_classifier
+from stages.common import build_conv_base
+from stages.train import build_head
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A tiny classifier with random weights, exported as train exports it."""
+    conv_base, preprocess_input = build_conv_base(
+        {"name": "mobilenet_v2", "weights": None, "input_size": SIZE, "seed": 0}, "float32")
+    head = build_head(conv_base.output_shape[1:], units=4, dropout=0.5, learning_rate=1e-3)
+    path = tmp_path_factory.mktemp("models") / "classifier.keras"
+    build_classifier(conv_base, preprocess_input, head).save(path)
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Three good images (one in a sub-folder), a text file named .jpg and an empty file."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "more").mkdir()
+    for name, size in [("a.jpg", (40, 30)), ("b.png", (20, 50)), ("more/c.jpg", (64, 64))]:
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(tmp_path / name)
+    (tmp_path / "notes.jpg").write_text("not an image\n")
+    (tmp_path / "empty.jpg").touch()
+    return tmp_path
+
+
+GOOD = ["a.jpg", "b.png", "more/c.jpg"]
+
+
+def run(capsys, *args):
+    code = predict.main([str(arg) for arg in args])
+    out, err = capsys.readouterr()
+    return code, out.splitlines(), err.splitlines()
+
+
+def test_prints_one_line_per_image_and_skips_the_rest(model_file, folder, capsys):
+    code, out, err = run(capsys, folder, "--model", model_file)
+
+    assert code == 0
+    assert [line.split("\t")[0] for line in out] == [str(folder / name) for name in GOOD]
+    for line in out:
+        path, label, probability = line.split("\t")
+        assert label == ("dog" if float(probability) > 0.5 else "cat")
+        assert len(probability.split(".")[1]) == 4 and 0 <= float(probability) <= 1
+    assert f"{folder / 'empty.jpg'}: skipped (empty file)" in err
+    assert f"{folder / 'notes.jpg'}: skipped (not a readable image)" in err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_writes_the_output_file(model_file, folder, tmp_path_factory, capsys, suffix):
+    output = tmp_path_factory.mktemp("out") / f"predictions{suffix}"
+    code, out, _ = run(capsys, folder / "a.jpg", folder / "more", folder / "notes.jpg",
+                       "--model", model_file, "--output", output)
+
+    assert code == 0
+    if suffix == ".csv":
+        with open(output, newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert list(rows[0]) == ["file", "label", "probability"]
+    else:
+        rows = json.loads(output.read_text())
+    assert [row["file"] for row in rows] == [str(folder / "a.jpg"), str(folder / "more" / "c.jpg")]
+    printed = [line.split("\t") for line in out]
+    for row, (path, label, probability) in zip(rows, printed):
+        assert row["label"] == label
+        assert round(float(row["probability"]), 4) == pytest.approx(float(probability), abs=1e-4)
+    assert not list(output.parent.glob(".*"))  # no temporary file left behind
+
+
+def test_exits_1_when_nothing_could_be_classified(model_file, folder, capsys):
+    code, out, err = run(capsys, folder / "notes.jpg", folder / "missing.jpg", "--model", model_file)
+
+    assert code == 1 and out == []
+    assert f"{folder / 'missing.jpg'}: skipped (no such file or directory)" in err
+
+
+def test_missing_model_says_how_to_get_one(folder, tmp_path):
+    with pytest.raises(SystemExit, match="dvc repro"):
+        predict.main([str(folder), "--model", str(tmp_path / "nothing.keras")])
+
+
+def test_refuses_an_unknown_output_format(folder, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([str(folder), "--output", "predictions.txt"])
+    assert exit_info.value.code == 2
+    assert ".csv or .json" in capsys.readouterr().err
