@@ -49,32 +49,77 @@ def find_candidates(raw_dir):
             for path in sorted(raw_dir.iterdir()) if path.is_file()}
 
 
+def jpeg_complete(data):
+    """Whether JPEG bytes reach the end-of-image marker that follows their scans.
+
+    Walks the marker segments by their lengths (so a thumbnail inside an EXIF segment, which has
+    its own end marker, is skipped), and through entropy-coded data, where 0xFF is followed only
+    by 0x00 (a stuffed byte) or a restart marker. Whatever comes after the end marker is ignored.
+    """
+    position = 2  # after the start-of-image marker
+    while True:
+        position = data.find(b"\xff", position)
+        if position < 0 or position + 1 >= len(data):
+            return False
+        marker = data[position + 1]
+        if marker == 0xD9:  # end of image
+            return True
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+        elif marker in (0x00, 0x01) or 0xD0 <= marker <= 0xD7:  # no length: stuffing, TEM, RSTn
+            position += 2
+        else:  # a segment with a 2-byte length that counts itself
+            if position + 4 > len(data):
+                return False
+            position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+
+
 def check_image(path):
-    """Return why `path` cannot be used, or None when it decodes to an image."""
+    """Return why `path` cannot be used, or None when it decodes to an image.
+
+    TensorFlow's decoder (the one `extract` uses) is the judge. A JPEG is first checked for an
+    end-of-image marker after its last scan, so that a truncated one is reported as such and is
+    caught even by a decoder that would fill in the missing rows with only a warning (TensorFlow
+    2.21 raises an error; tests/test_bad_input.py checks both). Bytes after the marker are allowed.
+    """
     import tensorflow as tf
 
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return f"cannot read file ({type(error).__name__})"
     if not data:
         return "empty file"
+    if data.startswith(b"\xff\xd8") and not jpeg_complete(data):
+        return "truncated JPEG (no end-of-image marker)"
     try:
         decode_image(data)
-    except tf.errors.InvalidArgumentError:
+    except tf.errors.OpError:
         return "not a readable image (corrupt, truncated or not an image format extract reads)"
     return None
 
 
 def sort_candidates(candidates):
-    """Split candidates into usable files per class and skipped files per reason."""
+    """Split candidates into usable files per class and skipped files per reason.
+
+    Files are copied into one folder per class under their own names, so of two usable files of
+    a class with the same name (Cat/a/1.jpg, Cat/b/1.jpg) only the first is kept, and the other is
+    reported, rather than one silently overwriting the other.
+    """
     usable = {class_name: [] for class_name in CLASSES}
+    names = {class_name: set() for class_name in CLASSES}
     skipped = {}
     with ThreadPoolExecutor() as pool:  # TensorFlow decodes outside the GIL
         problems = pool.map(lambda item: "name matches no class" if item[1] is None
                             else check_image(item[0]), candidates.items())
         for (path, class_name), problem in zip(candidates.items(), problems):
+            if not problem and path.name in names[class_name]:
+                problem = "same file name as another image of its class"
             if problem:
                 skipped.setdefault(problem, []).append(str(path))
             else:
                 usable[class_name].append(path)
+                names[class_name].add(path.name)
     return usable, skipped
 
 
@@ -90,11 +135,15 @@ def select(files, counts, seed):
 
 
 def main():
-    raw_dir, counts, seed = check_params(load_params()["split"])
+    raw_dir, counts, seed = check_params((load_params() or {}).get("split") or {})
     usable, skipped = sort_candidates(find_candidates(raw_dir))
 
     needed = sum(counts.values())
     for class_name, files in usable.items():
+        if not files:
+            raise ParamError("split.raw_dir", f"{raw_dir} has no usable {class_name} images",
+                             "point split.raw_dir at Kaggle's train/ folder (cat.1.jpg, dog.1.jpg...) "
+                             "or at a folder with one sub-folder per class (Cat/, Dog/)")
         if len(files) < needed:
             raise ParamError("split.train/validation/test",
                              f"{needed} {class_name} needed ({counts['train']} + {counts['validation']} + "
