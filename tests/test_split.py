@@ -1,0 +1,134 @@
+"""stages/split.py: which images go where, reproducibly, in either raw layout."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stages import split
+from stages.common import CLASSES, SPLIT_DIR, SPLIT_REPORT, SUBSETS
+
+from conftest import make_raw, save_image, update_params, write_params
+
+
+def selection():
+    """{subset: {class: sorted file names}} as split wrote them under data/split."""
+    return {subset: {class_name: sorted(p.name for p in (SPLIT_DIR / subset / class_name).iterdir())
+                     for class_name in CLASSES}
+            for subset in SUBSETS}
+
+
+@pytest.mark.parametrize("layout", ["flat", "folders"])
+def test_counts_per_class_and_subset(project, layout, capsys):
+    make_raw(project / "data/raw", 10, layout)
+    write_params(project, {"split": {"train": 4, "validation": 3, "test": 2}})
+    split.main()
+
+    chosen = selection()
+    for subset, count in (("train", 4), ("validation", 3), ("test", 2)):
+        for class_name in CLASSES:
+            assert len(chosen[subset][class_name]) == count, (subset, class_name)
+    # Each file landed in its own class's folder.
+    if layout == "flat":
+        for subset in SUBSETS:
+            assert all(name.startswith("cat.") for name in chosen[subset]["cats"])
+            assert all(name.startswith("dog.") for name in chosen[subset]["dogs"])
+    report = json.loads(SPLIT_REPORT.read_text())
+    assert report["usable"] == {"cats": 10, "dogs": 10}
+    assert report["skipped"] == {} and report["skipped_files"] == {}
+    out = capsys.readouterr().out
+    assert "train: 4 cats, 4 dogs" in out and "test: 2 cats, 2 dogs" in out
+
+
+def test_folder_layout_keeps_classes_apart(project):
+    """Cat/1.jpg and Dog/1.jpg share a name: each must end up in its own class, byte for byte."""
+    make_raw(project / "data/raw", 7, "folders")
+    write_params(project)
+    split.main()
+    for subset in SUBSETS:
+        for class_name, folder in (("cats", "Cat"), ("dogs", "Dog")):
+            for path in (SPLIT_DIR / subset / class_name).iterdir():
+                assert path.read_bytes() == (project / "data/raw" / folder / path.name).read_bytes()
+
+
+def test_same_params_same_selection(project):
+    make_raw(project / "data/raw", 12)
+    write_params(project)
+    split.main()
+    first = selection()
+    split.main()  # again, over the previous output
+    assert selection() == first
+
+    update_params(project, {"split": {"seed": 7}})
+    split.main()
+    assert selection() != first, "another seed should pick other images"
+
+
+def test_no_overlap_between_subsets(project):
+    make_raw(project / "data/raw", 12)
+    write_params(project, {"split": {"train": 5, "validation": 4, "test": 3}})  # uses all 12
+    split.main()
+    chosen = selection()
+    for class_name in CLASSES:
+        sets = [set(chosen[subset][class_name]) for subset in SUBSETS]
+        assert sets[0].isdisjoint(sets[1]) and sets[0].isdisjoint(sets[2]) and sets[1].isdisjoint(sets[2])
+        assert len(set().union(*sets)) == 12
+
+
+def test_changing_test_count_keeps_train_and_validation(project):
+    make_raw(project / "data/raw", 12)
+    write_params(project, {"split": {"train": 4, "validation": 3, "test": 2}})
+    split.main()
+    before = selection()
+    update_params(project, {"split": {"test": 5}})
+    split.main()
+    after = selection()
+    assert after["train"] == before["train"]
+    assert after["validation"] == before["validation"]
+    for class_name in CLASSES:
+        assert len(after["test"][class_name]) == 5
+        assert set(before["test"][class_name]) <= set(after["test"][class_name])
+
+
+def test_select_cuts_one_shuffle_in_order():
+    files = [Path(f"f{i}.jpg") for i in range(10)]
+    a = split.select(files, {"train": 3, "validation": 2, "test": 1}, seed=1)
+    b = split.select(files, {"train": 3, "validation": 2, "test": 4}, seed=1)
+    assert a["train"] == b["train"] and a["validation"] == b["validation"]
+    assert b["test"][:1] == a["test"]
+    assert split.select(files, {"train": 3, "validation": 2, "test": 1}, seed=1) == a
+
+
+@pytest.mark.parametrize("layout", ["flat", "folders"])
+def test_too_few_images_is_a_clear_error_before_writing(project, layout):
+    make_raw(project / "data/raw", 6, layout)
+    write_params(project, {"split": {"train": 4, "validation": 2, "test": 2}})  # 8 > 6
+    with pytest.raises(SystemExit) as error:
+        split.main()
+    message = str(error.value.code)
+    assert "split.train" in message and "8" in message and "6" in message
+    assert not SPLIT_DIR.exists(), "nothing may be written when the split cannot be made"
+
+
+def test_too_few_images_keeps_the_previous_split(project):
+    make_raw(project / "data/raw", 8)
+    write_params(project)
+    split.main()
+    before = selection()
+    update_params(project, {"split": {"train": 20}})
+    with pytest.raises(SystemExit):
+        split.main()
+    assert selection() == before
+
+
+def test_nested_folders_with_clashing_names_are_reported_not_overwritten(project):
+    raw = project / "data/raw"
+    make_raw(raw, 6, "folders")
+    for i in (1, 2):  # Cat/more/1.jpg: same name as Cat/1.jpg, a different picture
+        save_image(raw / "Cat" / "more" / f"{i}.jpg", "cat", 100 + i)
+    write_params(project, {"split": {"train": 3, "validation": 2, "test": 1}})
+    split.main()
+    report = json.loads(SPLIT_REPORT.read_text())
+    clashes = report["skipped_files"]["same file name as another image of its class"]
+    assert sorted(Path(p).name for p in clashes) == ["1.jpg", "2.jpg"]
+    assert report["usable"]["cats"] == 6
