@@ -1,0 +1,124 @@
+"""stages/extract.py and the image/conv-base helpers of stages/common.py."""
+
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from stages import extract, split
+from stages.common import FEATURES_DIR, SPLIT_DIR, build_conv_base, load_image
+
+from conftest import TEST_PARAMS, make_raw, merged, write_params
+
+
+def conv_base_params(**overrides):
+    return merged(TEST_PARAMS, {"conv_base": overrides})["conv_base"]
+
+
+@pytest.fixture(scope="module")
+def vgg16_32():
+    """The random, seeded VGG16 conv base at 32x32 and its preprocessing function."""
+    return build_conv_base(conv_base_params(input_size=32), "float32")
+
+
+@pytest.mark.parametrize("fmt, shape, size", [
+    ("PNG", (40, 40), 32),
+    ("PNG", (30, 50), 40),   # not square: stretched to size x size
+    ("JPEG", (40, 40), 40),  # same size: resizing is the identity
+    ("JPEG", (64, 48), 32),
+])
+def test_preprocessing_is_vgg16_preprocess_input(tmp_path, vgg16_32, fmt, shape, size):
+    _, preprocess = vgg16_32
+    path = tmp_path / f"image.{fmt.lower()}"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)).save(path, fmt)
+
+    ours = np.asarray(preprocess(load_image(str(path), size)))
+    assert ours.shape == (size, size, 3) and ours.dtype == np.float32
+
+    def reference(pixels):
+        """Keras' own VGG16 preprocessing of the image resized as extract resizes it."""
+        resized = tf.image.resize(pixels, (size, size)).numpy()
+        return keras.applications.vgg16.preprocess_input(resized.copy())
+
+    # The same resized image, decoded by TensorFlow's format-specific decoder: exactly equal.
+    decoded = (tf.io.decode_png if fmt == "PNG" else tf.io.decode_jpeg)(path.read_bytes(), channels=3)
+    np.testing.assert_allclose(ours, reference(decoded), rtol=0, atol=1e-3)
+    # Decoded independently by Pillow: PNG is lossless, so equal; for JPEG the two libjpeg set-ups
+    # (IDCT, chroma upsampling) may differ by a few grey levels on noisy pictures.
+    pillow = np.asarray(Image.open(path).convert("RGB"))
+    np.testing.assert_allclose(ours, reference(pillow), rtol=0, atol=1e-3 if fmt == "PNG" else 4)
+
+
+def test_vgg16_preprocessing_is_bgr_minus_imagenet_mean(tmp_path, vgg16_32):
+    """Caffe-style: RGB to BGR, ImageNet channel means subtracted, no scaling to [0, 1]."""
+    _, preprocess = vgg16_32
+    path = tmp_path / "flat.png"
+    Image.new("RGB", (32, 32), (200, 100, 50)).save(path)
+    ours = np.asarray(preprocess(load_image(str(path), 32)))
+    np.testing.assert_allclose(ours[5, 7], [50 - 103.939, 100 - 116.779, 200 - 123.68], atol=1e-3)
+
+
+def test_feature_shape_vgg16_at_150():
+    conv_base, preprocess = build_conv_base(conv_base_params(input_size=150), "float32")
+    images = preprocess(np.random.default_rng(0).uniform(0, 255, (2, 150, 150, 3)).astype("float32"))
+    assert conv_base(images, training=False).shape == (2, 4, 4, 512)
+    assert not conv_base.trainable
+
+
+def test_random_weights_are_seeded():
+    a, _ = build_conv_base(conv_base_params(seed=3), "float32")
+    b, _ = build_conv_base(conv_base_params(seed=3), "float32")
+    c, _ = build_conv_base(conv_base_params(seed=4), "float32")
+    assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+    assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
+
+
+def test_bad_precision_and_model_name_name_the_parameter():
+    with pytest.raises(SystemExit, match="extract.precision"):
+        build_conv_base(conv_base_params(), "float8")
+    with pytest.raises(SystemExit, match="conv_base.name"):
+        build_conv_base(conv_base_params(name="no_such_net"), "float32")
+
+
+def run_extract(monkeypatch, subset):
+    monkeypatch.setattr(sys, "argv", ["stages/extract.py", subset])
+    extract.main()
+
+
+def test_extract_writes_aligned_features_labels_and_files(project, monkeypatch, vgg16_32):
+    make_raw(project / "data/raw", 9)
+    write_params(project, {"split": {"train": 5, "validation": 2, "test": 2}})
+    split.main()
+    run_extract(monkeypatch, "train")
+
+    out = FEATURES_DIR / "train"
+    features = np.load(out / "features.npy")
+    labels = np.load(out / "labels.npy")
+    files = (out / "files.txt").read_text().splitlines()
+    assert features.shape == (10, 1, 1, 512) and features.dtype == np.float32
+    assert labels.shape == (10,)
+    assert len(files) == 10
+
+    # files.txt names every image of the subset once, and each row's label is its folder's class.
+    on_disk = sorted(str(p.relative_to(SPLIT_DIR)) for p in (SPLIT_DIR / "train").rglob("*.jpg"))
+    assert sorted(files) == on_disk
+    for name, label in zip(files, labels):
+        assert name.split("/")[1] == ("cats", "dogs")[int(label)], (name, label)
+    assert labels.tolist() == [0.0] * 5 + [1.0] * 5
+
+    # Row i holds the features of the image on line i.
+    conv_base, preprocess = vgg16_32
+    for i in (0, 4, 5, 9):
+        image = preprocess(load_image(str(SPLIT_DIR / files[i]), 32))
+        expected = conv_base(image[None], training=False).numpy()[0]
+        np.testing.assert_allclose(features[i], expected, rtol=1e-4, atol=1e-4)
+    assert not (FEATURES_DIR / ".train.tmp").exists()
+
+
+def test_extract_rejects_unknown_subset(project, monkeypatch):
+    write_params(project)
+    with pytest.raises(SystemExit, match="usage"):
+        run_extract(monkeypatch, "training")

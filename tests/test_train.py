@@ -1,0 +1,93 @@
+"""stages/train.py: the dense head, its training, and its parameter checks."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from stages import train
+from stages.common import FEATURES_DIR, LIVE_DIR, METRICS_FILE, MODEL_FILE, SUBSETS
+
+from conftest import TEST_PARAMS, write_params
+
+
+def separable(count, shape=(2, 2, 8), seed=0):
+    """Features whose mean differs by class (like reddish cats and bluish dogs), and labels."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 2
+    features = rng.normal(0, 1, (count, *shape)) + np.where(labels, 1.0, -1.0)[:, None, None, None]
+    return features.astype(np.float32), labels.astype(np.float32)
+
+
+def test_head_structure_and_optimizer():
+    model = train.build_head((4, 4, 512), units=64, dropout=0.3, learning_rate=2e-5)
+    flatten, hidden, dropout, output = model.layers
+    assert isinstance(flatten, keras.layers.Flatten)
+    assert isinstance(hidden, keras.layers.Dense) and hidden.units == 64
+    assert hidden.activation is keras.activations.relu
+    assert isinstance(dropout, keras.layers.Dropout) and dropout.rate == pytest.approx(0.3)
+    assert isinstance(output, keras.layers.Dense) and output.units == 1
+    assert output.activation is keras.activations.sigmoid
+    assert model.input_shape == (None, 4, 4, 512) and model.output_shape == (None, 1)
+    assert hidden.kernel.shape == (4 * 4 * 512, 64)
+
+    assert isinstance(model.optimizer, keras.optimizers.RMSprop)
+    assert float(model.optimizer.learning_rate) == pytest.approx(2e-5)
+    assert "binary_crossentropy" in str(model.loss)
+
+
+def test_head_learns_separable_features():
+    keras.utils.set_random_seed(0)
+    x_train, y_train = separable(200, seed=1)
+    x_test, y_test = separable(100, seed=2)
+    model = train.build_head(x_train.shape[1:], units=16, dropout=0.5, learning_rate=1e-3)
+    model.fit(x_train, y_train, epochs=10, batch_size=20, verbose=0)
+    _, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    assert accuracy > 0.9
+
+
+@pytest.mark.parametrize("key, value", [
+    ("units", 0), ("units", -3), ("units", 2.5), ("epochs", 0), ("batch_size", None),
+    ("dropout", 1.5), ("dropout", 1), ("dropout", -0.1), ("dropout", "half"),
+    ("learning_rate", -1e-3), ("learning_rate", 0), ("learning_rate", "fast"),
+])
+def test_bad_params_name_the_parameter(key, value):
+    params = dict(TEST_PARAMS["train"], **{key: value})
+    with pytest.raises(SystemExit, match=rf"train\.{key}"):
+        train.check_params(params)
+
+
+def test_good_params_pass():
+    train.check_params(dict(TEST_PARAMS["train"], dropout=0))
+    train.check_params(dict(TEST_PARAMS["train"], learning_rate=1))
+
+
+def test_main_checks_params_before_any_work(project):
+    write_params(project, {"train": {"units": 0}})  # and no features at all
+    with pytest.raises(SystemExit, match=r"train\.units"):
+        train.main()
+    assert not METRICS_FILE.exists() and not MODEL_FILE.exists()
+
+
+def test_main_writes_model_metrics_and_history(project):
+    for i, subset in enumerate(SUBSETS):
+        features, labels = separable(12, shape=(1, 1, 512), seed=i)  # VGG16 at 32x32
+        (FEATURES_DIR / subset).mkdir(parents=True)
+        np.save(FEATURES_DIR / subset / "features.npy", features)
+        np.save(FEATURES_DIR / subset / "labels.npy", labels)
+        (FEATURES_DIR / subset / "files.txt").write_text(
+            "".join(f"{subset}/{('cats', 'dogs')[int(y)]}/{n}.jpg\n" for n, y in enumerate(labels)))
+    write_params(project, {"train": {"epochs": 3}})
+    train.main()
+
+    metrics = json.loads(METRICS_FILE.read_text())
+    assert set(metrics) == set(SUBSETS)
+    for values in metrics.values():
+        assert {"loss", "accuracy"} <= set(values) and 0 <= values["accuracy"] <= 1
+    model = keras.models.load_model(MODEL_FILE)
+    assert model.output_shape == (None, 1)
+    for split_name in ("train", "eval"):
+        for metric in ("loss", "accuracy"):
+            rows = (LIVE_DIR / "plots/metrics" / split_name / f"{metric}.tsv").read_text().splitlines()
+            assert len(rows) == 1 + 3, rows  # header + one row per epoch
