@@ -1,0 +1,127 @@
+"""End to end: `dvc repro` of the real dvc.yaml and stages/ in a throw-away git + DVC project.
+
+One project (module scope) is built and reproduced once, then changed step by step; each test
+leaves it reproduced. Select these tests with `-m e2e`, skip them with `-m "not e2e"`.
+"""
+
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TEST_PARAMS, copy_project, make_raw, subprocess_env, update_params
+
+pytestmark = pytest.mark.e2e
+
+UPSTREAM = {"split", "extract@train", "extract@validation", "extract@test"}
+
+
+def run(project, *command):
+    """Run a command in the project; return its output, failing the test with it on error."""
+    result = subprocess.run(command, cwd=project, env=subprocess_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}"
+    return result.stdout
+
+
+def dvc(project, *args):
+    return run(project, sys.executable, "-m", "dvc", *args)
+
+
+def repro(project, *args):
+    """`dvc repro`; return the names of the stages it ran, in order."""
+    output = dvc(project, "repro", *args)
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+# Outputs that must come out byte for byte the same from the same params and data.
+DETERMINISTIC = ["metrics.json", "data/features/train/features.npy", "data/features/test/features.npy",
+                 "plots/accuracy.png", "plots/loss.png"]
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """A git + DVC project with the repository's pipeline on 9 tiny images per class, reproduced.
+
+    Returns (project, stages the first repro ran, bytes of the DETERMINISTIC outputs it wrote).
+    """
+    project = copy_project(tmp_path_factory.mktemp("pipeline"))
+    make_raw(project / "data/raw", 9)
+    update_params(project, TEST_PARAMS)  # the repository's params.yaml, made small and offline
+    run(project, "git", "init", "-q")
+    dvc(project, "init", "-q")
+    run(project, "git", "add", "-A")
+    # DVCLive wants a commit; the identity comes from GIT_* variables (conftest.GIT_ENV).
+    run(project, "git", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "pipeline under test")
+    ran = repro(project)
+    return project, ran, {name: (project / name).read_bytes() for name in DETERMINISTIC}
+
+
+def test_first_repro_runs_every_stage_and_writes_every_output(pipeline):
+    project, ran, _ = pipeline
+    assert UPSTREAM | {"train", "plots"} <= set(ran)
+    assert ran.index("split") < ran.index("extract@train") < ran.index("train") < ran.index("plots")
+
+    for subset, count in (("train", 3), ("validation", 2), ("test", 2)):
+        for class_name in ("cats", "dogs"):
+            assert len(list((project / "data/split" / subset / class_name).iterdir())) == count
+        features = np.load(project / "data/features" / subset / "features.npy")
+        labels = np.load(project / "data/features" / subset / "labels.npy")
+        files = (project / "data/features" / subset / "files.txt").read_text().splitlines()
+        assert features.shape == (2 * count, 1, 1, 512)  # VGG16 at 32x32
+        assert len(labels) == len(files) == 2 * count
+    report = json.loads((project / "data/split/report.json").read_text())
+    assert report["usable"] == {"cats": 9, "dogs": 9}
+
+    assert (project / "models/head.keras").stat().st_size > 0
+    metrics = json.loads((project / "metrics.json").read_text())
+    for subset in ("train", "validation", "test"):
+        assert {"loss", "accuracy"} <= set(metrics[subset])
+
+    for split_name in ("train", "eval"):
+        for metric in ("loss", "accuracy"):
+            tsv = project / "dvclive/plots/metrics" / split_name / f"{metric}.tsv"
+            assert len(tsv.read_text().splitlines()) == 1 + TEST_PARAMS["train"]["epochs"]
+    for name in ("accuracy", "loss"):
+        with Image.open(project / "plots" / f"{name}.png") as image:
+            assert image.format == "PNG" and image.width > 100
+
+    assert "up to date" in dvc(project, "status")
+
+
+def test_learning_rate_change_reruns_train_and_plots_only(pipeline):
+    project, _, _ = pipeline
+    update_params(project, {"train": {"learning_rate": 5.0e-4}})
+    ran = repro(project)
+    assert "train" in ran and "plots" in ran
+    assert not UPSTREAM & set(ran), f"features must not be recomputed for a head parameter: {ran}"
+
+
+def test_split_test_change_reruns_split_and_test_features_only(pipeline):
+    project, _, _ = pipeline
+    train_files = (project / "data/features/train/files.txt").read_text()
+    update_params(project, {"split": {"test": 3}})
+    ran = repro(project)
+    assert "split" in ran and "extract@test" in ran and "train" in ran
+    assert "extract@train" not in ran and "extract@validation" not in ran, ran
+    assert (project / "data/features/train/files.txt").read_text() == train_files
+    assert np.load(project / "data/features/test/features.npy").shape == (6, 1, 1, 512)
+
+
+def test_forced_repro_is_byte_identical(pipeline):
+    """Two full runs on the same params and images write the same bytes.
+
+    The first full run is the fixture's `dvc repro` of the fresh project; after the changes of the
+    tests above are undone, `dvc repro -f` runs every stage again (one full run fewer than two
+    forced repros, which matters on two cores).
+    """
+    project, _, first = pipeline
+    update_params(project, {"split": TEST_PARAMS["split"], "train": TEST_PARAMS["train"]})
+    ran = repro(project, "-f")
+    assert UPSTREAM | {"train", "plots"} <= set(ran)
+    for name in DETERMINISTIC:
+        assert (project / name).read_bytes() == first[name], f"{name} differs between two full runs"
