@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from stages.classifier import CLASSIFIER_FILE, label_of
-from stages.common import atomic_path, decode_image
+from stages.common import atomic_path, read_image
 
 OUTPUT_FORMATS = (".csv", ".json")
 
@@ -49,23 +49,6 @@ def find_files(paths):
     return files
 
 
-def read_image(path):
-    """The image at `path` as float32 (1, H, W, 3), or the reason it cannot be classified."""
-    import tensorflow as tf
-
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        return None, error.strerror.lower()
-    if not data:
-        return None, "empty file"
-    try:
-        image = decode_image(data)
-    except tf.errors.OpError:  # corrupt, truncated or not an image format TensorFlow reads
-        return None, "not a readable image"
-    return tf.cast(image, tf.float32)[tf.newaxis], None
-
-
 def write_output(path, results):
     """Write the results as CSV or JSON, by the suffix of `path`, atomically."""
     with atomic_path(path) as tmp:
@@ -90,9 +73,9 @@ def main(argv=None):
     for path in find_files(args.paths):
         image, problem = read_image(path)
         if problem:
-            print(f"{path}: skipped ({problem})", file=sys.stderr)
+            print(f"{path}: skipped: {problem}", file=sys.stderr)
             continue
-        probability = float(model(image, training=False)[0, 0])
+        probability = float(model(image[None], training=False)[0, 0])
         results.append({"file": str(path), "label": label_of(probability),
                         "probability": round(probability, 6)})
         print(f"{path}\t{label_of(probability)}\t{probability:.4f}", flush=True)

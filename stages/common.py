@@ -87,6 +87,56 @@ def load_image(path, size):
     return tf.image.resize(image, (size, size))
 
 
+def jpeg_complete(data):
+    """Whether JPEG bytes reach the end-of-image marker that follows their scans.
+
+    Walks the marker segments by their lengths (so a thumbnail inside an EXIF segment, which has
+    its own end marker, is skipped), and through entropy-coded data, where 0xFF is followed only
+    by 0x00 (a stuffed byte) or a restart marker. Whatever comes after the end marker is ignored.
+    """
+    position = 2  # after the start-of-image marker
+    while True:
+        position = data.find(b"\xff", position)
+        if position < 0 or position + 1 >= len(data):
+            return False
+        marker = data[position + 1]
+        if marker == 0xD9:  # end of image
+            return True
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+        elif marker in (0x00, 0x01) or 0xD0 <= marker <= 0xD7:  # no length: stuffing, TEM, RSTn
+            position += 2
+        else:  # a segment with a 2-byte length that counts itself
+            if position + 4 > len(data):
+                return False
+            position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+
+
+def read_image(path):
+    """Decode the image file at `path`: (RGB uint8 tensor, None), or (None, why it is unusable).
+
+    TensorFlow's decoder (the one `extract` uses) is the judge, so `split` picks only files that
+    `extract` can read, and predict.py reports the same reasons. A JPEG is first checked for an
+    end-of-image marker after its last scan, so that a truncated one is reported as such and is
+    caught even by a decoder that would fill in the missing rows with only a warning (TensorFlow
+    2.21 raises an error; tests/test_bad_input.py checks both). Bytes after the marker are allowed.
+    """
+    import tensorflow as tf
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        return None, f"cannot read file ({error.strerror or type(error).__name__})"
+    if not data:
+        return None, "empty file"
+    if data.startswith(b"\xff\xd8") and not jpeg_complete(data):
+        return None, "truncated JPEG (no end-of-image marker)"
+    try:
+        return decode_image(data), None
+    except tf.errors.OpError:
+        return None, "not a readable image (corrupt, truncated or not an image format extract reads)"
+
+
 def list_images(subset_dir):
     """The images of one split subset, in a fixed order, with their labels (index in CLASSES)."""
     files, labels = [], []

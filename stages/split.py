@@ -18,7 +18,7 @@ import shutil
 import numpy as np
 
 from stages.common import (CLASSES, SPLIT_DIR, SPLIT_REPORT, SUBSETS, ParamError, atomic_path,
-                           decode_image, load_params, positive_int, write_json)
+                           load_params, positive_int, read_image, write_json)
 
 # Folder or file-name prefixes that name a class, in either raw layout.
 CLASS_NAMES = {"cat": "cats", "cats": "cats", "dog": "dogs", "dogs": "dogs"}
@@ -49,56 +49,6 @@ def find_candidates(raw_dir):
             for path in sorted(raw_dir.iterdir()) if path.is_file()}
 
 
-def jpeg_complete(data):
-    """Whether JPEG bytes reach the end-of-image marker that follows their scans.
-
-    Walks the marker segments by their lengths (so a thumbnail inside an EXIF segment, which has
-    its own end marker, is skipped), and through entropy-coded data, where 0xFF is followed only
-    by 0x00 (a stuffed byte) or a restart marker. Whatever comes after the end marker is ignored.
-    """
-    position = 2  # after the start-of-image marker
-    while True:
-        position = data.find(b"\xff", position)
-        if position < 0 or position + 1 >= len(data):
-            return False
-        marker = data[position + 1]
-        if marker == 0xD9:  # end of image
-            return True
-        if marker == 0xFF:  # fill byte before a marker
-            position += 1
-        elif marker in (0x00, 0x01) or 0xD0 <= marker <= 0xD7:  # no length: stuffing, TEM, RSTn
-            position += 2
-        else:  # a segment with a 2-byte length that counts itself
-            if position + 4 > len(data):
-                return False
-            position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
-
-
-def check_image(path):
-    """Return why `path` cannot be used, or None when it decodes to an image.
-
-    TensorFlow's decoder (the one `extract` uses) is the judge. A JPEG is first checked for an
-    end-of-image marker after its last scan, so that a truncated one is reported as such and is
-    caught even by a decoder that would fill in the missing rows with only a warning (TensorFlow
-    2.21 raises an error; tests/test_bad_input.py checks both). Bytes after the marker are allowed.
-    """
-    import tensorflow as tf
-
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        return f"cannot read file ({type(error).__name__})"
-    if not data:
-        return "empty file"
-    if data.startswith(b"\xff\xd8") and not jpeg_complete(data):
-        return "truncated JPEG (no end-of-image marker)"
-    try:
-        decode_image(data)
-    except tf.errors.OpError:
-        return "not a readable image (corrupt, truncated or not an image format extract reads)"
-    return None
-
-
 def sort_candidates(candidates):
     """Split candidates into usable files per class and skipped files per reason.
 
@@ -111,7 +61,7 @@ def sort_candidates(candidates):
     skipped = {}
     with ThreadPoolExecutor() as pool:  # TensorFlow decodes outside the GIL
         problems = pool.map(lambda item: "name matches no class" if item[1] is None
-                            else check_image(item[0]), candidates.items())
+                            else read_image(item[0])[1], candidates.items())
         for (path, class_name), problem in zip(candidates.items(), problems):
             if not problem and path.name in names[class_name]:
                 problem = "same file name as another image of its class"

@@ -28,10 +28,16 @@ import tensorflow as tf
 import yaml
 from PIL import Image
 
-from stages import extract, split
+from stages import common, extract, split
 from stages.common import FEATURES_DIR, SPLIT_DIR, SPLIT_REPORT, decode_image, load_image
 
 from conftest import copy_project, image_array, make_raw, save_image, subprocess_env, write_params
+
+
+def check_image(path):
+    """Why split would skip `path`, or None when it is usable."""
+    return common.read_image(path)[1]
+
 
 EMPTY = "empty file"
 TRUNCATED = "truncated JPEG (no end-of-image marker)"
@@ -127,7 +133,7 @@ def test_odd_but_usable_files_decode_to_rgb(tmp_path, name):
     image = decode_image(tf.io.read_file(str(tmp_path / name)))
     assert image.dtype == tf.uint8 and image.shape == (*expected[name], 3)
     assert load_image(str(tmp_path / name), 48).shape == (48, 48, 3)
-    assert split.check_image(tmp_path / name) is None
+    assert check_image(tmp_path / name) is None
 
 
 def test_decoded_colours_match_pillow(tmp_path):
@@ -155,16 +161,16 @@ def test_what_tensorflow_decodes(tmp_path):
 def test_truncated_jpeg_is_caught_even_by_a_lenient_decoder(tmp_path, monkeypatch):
     """If a decoder filled in a truncated JPEG's missing rows, split must still skip it."""
     write_bad_files(tmp_path)
-    monkeypatch.setattr(split, "decode_image", lambda data: tf.zeros((1, 1, 3), tf.uint8))
-    assert split.check_image(tmp_path / "cat.101.jpg") == TRUNCATED
-    assert split.check_image(tmp_path / "cat.100.jpg") == EMPTY
-    assert split.check_image(tmp_path / "dog.106.jpg") is None
+    monkeypatch.setattr(common, "decode_image", lambda data: tf.zeros((1, 1, 3), tf.uint8))
+    assert check_image(tmp_path / "cat.101.jpg") == TRUNCATED
+    assert check_image(tmp_path / "cat.100.jpg") == EMPTY
+    assert check_image(tmp_path / "dog.106.jpg") is None
 
 
 def test_jpeg_with_bytes_after_the_end_marker_is_usable(tmp_path):
     path = tmp_path / "cat.1.jpg"
     path.write_bytes(jpeg_bytes(image_array("cat", 1)) + b"\x00trailing garbage\xff\xda\x00\x08")
-    assert split.check_image(path) is None
+    assert check_image(path) is None
 
 
 def test_end_marker_check_on_tricky_jpegs():
@@ -180,9 +186,9 @@ def test_end_marker_check_on_tricky_jpegs():
     plain = jpeg_bytes(pixels)
     with_thumbnail = plain[:2] + b"\xff\xe1" + (len(exif) + 2).to_bytes(2, "big") + exif + plain[2:]
     for data in (with_restarts, progressive, with_thumbnail, plain):
-        assert split.jpeg_complete(data)
+        assert common.jpeg_complete(data)
         for cut in (1, 2, 7, len(data) // 3, len(data) - 3):
-            assert not split.jpeg_complete(data[:-cut]), cut
+            assert not common.jpeg_complete(data[:-cut]), cut
 
 
 def test_per_class_folders_with_junk(project):

@@ -56,8 +56,8 @@ def test_prints_one_line_per_image_and_skips_the_rest(model_file, folder, capsys
         path, label, probability = line.split("\t")
         assert label == ("dog" if float(probability) > 0.5 else "cat")
         assert len(probability.split(".")[1]) == 4 and 0 <= float(probability) <= 1
-    assert f"{folder / 'empty.jpg'}: skipped (empty file)" in err
-    assert f"{folder / 'notes.jpg'}: skipped (not a readable image)" in err
+    assert f"{folder / 'empty.jpg'}: skipped: empty file" in err
+    assert f"{folder / 'notes.jpg'}: skipped: not a readable image (corrupt, truncated or not an image format extract reads)" in err
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
@@ -85,7 +85,7 @@ def test_exits_1_when_nothing_could_be_classified(model_file, folder, capsys):
     code, out, err = run(capsys, folder / "notes.jpg", folder / "missing.jpg", "--model", model_file)
 
     assert code == 1 and out == []
-    assert f"{folder / 'missing.jpg'}: skipped (no such file or directory)" in err
+    assert f"{folder / 'missing.jpg'}: skipped: cannot read file (No such file or directory)" in err
 
 
 def test_missing_model_says_how_to_get_one(folder, tmp_path):
