@@ -6,6 +6,7 @@ leaves it reproduced. Select these tests with `-m e2e`, skip them with `-m "not 
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TEST_PARAMS, copy_project, make_raw, subprocess_env, update_params
+from conftest import REPO, TEST_PARAMS, copy_project, make_raw, subprocess_env, update_params
 
 pytestmark = pytest.mark.e2e
 
@@ -125,3 +126,19 @@ def test_forced_repro_is_byte_identical(pipeline):
     assert UPSTREAM | {"train", "plots"} <= set(ran)
     for name in DETERMINISTIC:
         assert (project / name).read_bytes() == first[name], f"{name} differs between two full runs"
+
+
+def test_another_conv_base_runs_end_to_end(pipeline):
+    """conv_base.name takes any keras.applications model; the head and the export adapt to it."""
+    project, _, _ = pipeline
+    update_params(project, {"conv_base": {"name": "mobilenet_v2"}})
+    ran = repro(project)
+    assert {"extract@train", "extract@validation", "extract@test", "train", "plots"} <= set(ran)
+    assert "split" not in ran
+    assert np.load(project / "data/features/train/features.npy").shape == (6, 1, 1, 1280)
+    assert {"loss", "accuracy", "roc_auc"} <= set(json.loads((project / "metrics.json").read_text())["test"])
+
+    # The exported classifier takes raw images: one line per test image.
+    shutil.copy(REPO / "predict.py", project)
+    lines = run(project, sys.executable, "predict.py", "data/split/test").splitlines()
+    assert len(lines) == 4 and all(re.fullmatch(r"\S+\t(cat|dog)\t[01]\.\d{4}", line) for line in lines), lines
