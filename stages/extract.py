@@ -7,7 +7,7 @@ data/features/<subset>/ with
   files.txt     the source image of each row, in order
 
 A tf.data pipeline decodes and resizes images in parallel while the conv base runs, and features
-are streamed into a memory-mapped .npy file, so memory does not grow with the number of images.
+are appended to the .npy file batch by batch, so memory does not grow with the number of images.
 """
 
 import sys
@@ -31,22 +31,27 @@ def image_dataset(files, size, preprocess, batch_size):
 
 
 def extract_features(conv_base, dataset, count, out_file):
-    """Run `conv_base` over `dataset`, writing `count` rows of float32 features to out_file (.npy)."""
+    """Run `conv_base` over `dataset`, writing `count` rows of float32 features to out_file (.npy).
+
+    Each batch is appended to the file as it comes, so memory holds one batch, however many images.
+    """
     import keras
     import tensorflow as tf
 
     run = tf.function(lambda images: tf.cast(conv_base(images, training=False), tf.float32))
-    features = np.lib.format.open_memmap(out_file, mode="w+", dtype=np.float32,
-                                         shape=(count, *conv_base.output_shape[1:]))
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+              "shape": (count, *conv_base.output_shape[1:])}
     progress = keras.utils.Progbar(count, unit_name="image")
     done = 0
-    for images in dataset:
-        batch = run(images).numpy()
-        features[done:done + len(batch)] = batch
-        done += len(batch)
-        progress.update(done)
-    features.flush()
-    del features
+    with open(out_file, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for images in dataset:
+            batch = run(images).numpy()
+            f.write(batch.tobytes())
+            done += len(batch)
+            progress.update(done)
+    if done != count:
+        raise RuntimeError(f"extracted {done} images, expected {count}")
 
 
 def main():
