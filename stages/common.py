@@ -9,7 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
-import yaml
+from ruamel.yaml import YAML
 
 # Quiet TensorFlow's C++ start-up chatter; set before anything imports TensorFlow.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -34,9 +34,13 @@ class ParamError(SystemExit):
 
 
 def load_params(path=PARAMS_FILE):
-    """Read params.yaml as a dict of sections."""
+    """Read params.yaml as a dict of sections, as DVC reads it: YAML 1.2.
+
+    `dvc exp run -S train.learning_rate=1e-5` writes `1e-05`, a float in YAML 1.2 but a string in
+    the YAML 1.1 that PyYAML reads.
+    """
     with open(path) as f:
-        return yaml.safe_load(f)
+        return YAML(typ="safe", pure=True).load(f)
 
 
 def positive_int(section, params, key):
