@@ -60,12 +60,13 @@ def main():
         sys.exit(f"usage: python -m stages.extract {{{','.join(SUBSETS)}}}")
     params = load_params()
     batch_size = positive_int("extract", params["extract"], "batch_size")
-    conv_base, preprocess = build_conv_base(params["conv_base"], params["extract"]["precision"])
+    precision = params["extract"].get("precision")
+    conv_base, preprocess = build_conv_base(params["conv_base"], precision)
 
     files, labels = list_images(SPLIT_DIR / subset)
     dataset = image_dataset(files, params["conv_base"]["input_size"], preprocess, batch_size)
     print(f"{subset}: {len(files)} images through {conv_base.name} "
-          f"({params['extract']['precision']}, batch {batch_size})")
+          f"({precision}, batch {batch_size})")
 
     start = time.perf_counter()
     with atomic_path(FEATURES_DIR / subset) as tmp:
