@@ -122,3 +122,18 @@ def test_extract_rejects_unknown_subset(project, monkeypatch):
     write_params(project)
     with pytest.raises(SystemExit, match="usage"):
         run_extract(monkeypatch, "training")
+
+
+def test_failed_weights_download_names_the_parameter(monkeypatch):
+    """Offline, `weights: imagenet` stops with a message that names conv_base.weights and the way out."""
+    from keras.src.utils import file_utils
+
+    def no_network(*args, **kwargs):
+        raise Exception("no network in this test")
+
+    monkeypatch.setattr(file_utils, "get_file", no_network)
+    with pytest.raises(SystemExit) as error:
+        build_conv_base({"name": "vgg16", "weights": "imagenet", "input_size": 32, "seed": 0})
+    message = str(error.value)
+    assert "conv_base.weights" in message and "download" in message and "null" in message
+    assert "no network in this test" in message  # the patched download ran, not a real one
