@@ -11,7 +11,6 @@ eval/precision_recall.json: precision-recall curve points (recall, precision), f
 import csv
 import json
 import math
-from pathlib import Path
 
 import matplotlib
 
@@ -20,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from stages.classifier import (LABELS, PRECISION_RECALL_FILE, PREDICTIONS_FILE,  # noqa: E402
                                ROC_FILE, THRESHOLD)
-from stages.common import LIVE_DIR, PLOTS_DIR, atomic_path, decode_image, write_json  # noqa: E402
+from stages.common import LIVE_DIR, PLOTS_DIR, atomic_path, read_image, write_json  # noqa: E402
 
 HISTORY_DIR = LIVE_DIR / "plots" / "metrics"
 GALLERY_FILE = PLOTS_DIR / "misclassified.jpg"
@@ -88,8 +87,8 @@ def draw_misclassified(predictions):
     for ax in axes.flat:
         ax.axis("off")
     for ax, row in zip(axes.flat, shown):
-        # The decoder extract used, so every split image opens here too.
-        ax.imshow(decode_image(Path(row["file"]).read_bytes()).numpy())
+        image, _ = read_image(row["file"])  # split kept only images this reads
+        ax.imshow(image.numpy())
         ax.set_title(f"actual {row['actual']}\nP(dog) = {row['probability']:.4f}", fontsize=10)
     figure.suptitle(f"Most confidently misclassified test images ({len(shown)} of {len(mistakes)})")
     figure.tight_layout()
