@@ -142,7 +142,7 @@ def main():
     print(f"{results['project']['images']} images from {args.image_dir}, conv base weights: "
           f"{args.weights or 'random (seeded)'}, {os.cpu_count()} CPUs")
     print(f"{'':<12}{'images/s':>10}{'seconds':>10}{'peak MiB':>10}{'test acc':>10}")
-    names = {"original": "(a) original", "project": f"(b) project"}
+    names = {"original": "(a) original", "project": "(b) project"}
     for run, result in results.items():
         accuracy = head_accuracy(features[run], labels)
         print(f"{names[run]:<12}{result['images_per_s']:>10.1f}{result['seconds']:>10.1f}"
