@@ -5,6 +5,9 @@
 Prints one line per image: path, TAB, cat or dog, TAB, P(dog) with 4 decimals. Files that are
 not readable images are reported on stderr and skipped. Exits with 1 when no image at all could be
 classified.
+
+Images are decoded and resized to the model's input size in a tf.data pipeline, in parallel and
+ahead of the model, which then classifies a batch at a time in one compiled call.
 """
 
 import argparse
@@ -13,10 +16,12 @@ import json
 import sys
 from pathlib import Path
 
-from stages.classifier import CLASSIFIER_FILE, label_of
-from stages.common import atomic_path, read_image
+from stages.atomic import atomic_path
+from stages.labels import label_of
+from stages.layout import CLASSIFIER_FILE
 
 OUTPUT_FORMATS = (".csv", ".json")
+BATCH_SIZE = 32
 
 
 def parse_args(argv=None):
@@ -32,9 +37,13 @@ def parse_args(argv=None):
                              "or .json (a list of objects)")
     parser.add_argument("--model", metavar="FILE", type=Path, default=CLASSIFIER_FILE,
                         help=f"the exported classifier (default: {CLASSIFIER_FILE})")
+    parser.add_argument("--batch-size", metavar="N", type=int, default=BATCH_SIZE,
+                        help=f"images per model call (default: {BATCH_SIZE})")
     args = parser.parse_args(argv)
     if args.output and args.output.suffix.lower() not in OUTPUT_FORMATS:
         parser.error(f"--output must end in {' or '.join(OUTPUT_FORMATS)}, got {args.output}")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     return args
 
 
@@ -47,6 +56,49 @@ def find_files(paths):
         else:
             files.append(path)  # a missing file is reported when it is read
     return files
+
+
+def image_batches(files, size, batch_size):
+    """Batches of (paths, images resized to size x size, problems), in the order of `files`.
+
+    Each file goes through images.read_image, the judge split uses; an unusable one gets a blank
+    image and its problem, a usable one an empty problem.
+    """
+    from stages.images import read_image, resize
+    from stages.runtime import tf
+
+    def read(path):
+        image, problem = read_image(path.numpy().decode())
+        if problem:
+            return tf.zeros((size, size, 3)), problem
+        return resize(image, size), ""
+
+    def read_in_graph(path):
+        image, problem = tf.py_function(read, [path], [tf.float32, tf.string])
+        image.set_shape((size, size, 3))
+        return path, image, problem
+
+    paths = tf.constant([str(f) for f in files], dtype=tf.string)  # typed even when empty
+    return (tf.data.Dataset.from_tensor_slices(paths)
+            .map(read_in_graph, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .batch(batch_size)
+            .prefetch(1))
+
+
+def classify(model, files, batch_size):
+    """Yield (path, P(dog), None) for each usable file and (path, None, problem) for the others."""
+    from stages.runtime import tf
+
+    resize_layer = model.get_layer("resize")  # the exported classifier's first step
+    size = resize_layer.height
+    predict = tf.function(lambda images: model(images, training=False)[:, 0], reduce_retracing=True)
+    for paths, images, problems in image_batches(files, size, batch_size):
+        probabilities = predict(images).numpy()
+        for path, probability, problem in zip(paths.numpy(), probabilities, problems.numpy()):
+            if problem:
+                yield path.decode(), None, problem.decode()
+            else:
+                yield path.decode(), float(probability), None
 
 
 def write_output(path, results):
@@ -66,17 +118,15 @@ def main(argv=None):
     if not args.model.is_file():
         sys.exit(f"error: no model at {args.model}. Run `dvc repro` to train and export it "
                  "(or `dvc pull` to fetch it from the DVC remote), or pass --model FILE.")
-    import keras
+    from stages.runtime import keras
 
     model = keras.models.load_model(args.model)
     results = []
-    for path in find_files(args.paths):
-        image, problem = read_image(path)
+    for path, probability, problem in classify(model, find_files(args.paths), args.batch_size):
         if problem:
             print(f"{path}: skipped: {problem}", file=sys.stderr)
             continue
-        probability = float(model(image[None], training=False)[0, 0])
-        results.append({"file": str(path), "label": label_of(probability),
+        results.append({"file": path, "label": label_of(probability),
                         "probability": round(probability, 6)})
         print(f"{path}\t{label_of(probability)}\t{probability:.4f}", flush=True)
 

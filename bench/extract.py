@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages.common import CLASSES, load_params  # noqa: E402
+from stages.labels import CLASSES  # noqa: E402
+from stages.params import load_params  # noqa: E402
 
 ORIGINAL_BATCH = 20
 
@@ -71,7 +72,7 @@ def run_project(conv_base, preprocess, files, size, out_file, batch_size):
 
 def child(args):
     """Run one approach in this process and print its figures as JSON."""
-    from stages.common import build_conv_base
+    from stages.conv_base import build_conv_base
 
     params = load_params()
     conv_params = dict(params["conv_base"], weights=args.weights)
@@ -91,8 +92,8 @@ def child(args):
 
 def head_accuracy(features, labels, seed=0):
     """Test accuracy of the project's head trained on the first half of each class."""
-    from stages.common import seed_everything
-    from stages.train import build_head
+    from stages.model import build_head
+    from stages.runtime import seed_everything
 
     train_params = load_params()["train"]
     seed_everything(seed)

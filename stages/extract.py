@@ -15,14 +15,22 @@ import time
 
 import numpy as np
 
-from stages.common import (FEATURES_DIR, SPLIT_DIR, SUBSETS, atomic_path, build_conv_base,
-                           list_images, load_image, load_params, positive_int)
+from stages.atomic import atomic_path
+from stages.conv_base import build_conv_base, check_conv_base, check_precision
+from stages.images import list_images, load_image
+from stages.layout import FEATURES_DIR, SPLIT_DIR, SUBSETS
+from stages.params import load_params, positive_int
+from stages.runtime import keras, tf
+
+
+def check_params(params):
+    """The parameters extract reads, checked: (conv_base section, batch size, precision)."""
+    return (check_conv_base(params), positive_int(params, "extract.batch_size"),
+            check_precision(params))
 
 
 def image_dataset(files, size, preprocess, batch_size):
     """Batches of preprocessed images, decoded and resized in parallel ahead of the model."""
-    import tensorflow as tf
-
     return (tf.data.Dataset.from_tensor_slices([str(f) for f in files])
             .map(lambda path: preprocess(load_image(path, size)),
                  num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -35,9 +43,6 @@ def extract_features(conv_base, dataset, count, out_file):
 
     Each batch is appended to the file as it comes, so memory holds one batch, however many images.
     """
-    import keras
-    import tensorflow as tf
-
     run = tf.function(lambda images: tf.cast(conv_base(images, training=False), tf.float32))
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
               "shape": (count, *conv_base.output_shape[1:])}
@@ -58,13 +63,11 @@ def main():
     subset = sys.argv[1] if len(sys.argv) > 1 else ""
     if subset not in SUBSETS:
         sys.exit(f"usage: python -m stages.extract {{{','.join(SUBSETS)}}}")
-    params = load_params()
-    batch_size = positive_int("extract", params["extract"], "batch_size")
-    precision = params["extract"].get("precision")
-    conv_base, preprocess = build_conv_base(params["conv_base"], precision)
+    conv_params, batch_size, precision = check_params(load_params())
+    conv_base, preprocess = build_conv_base(conv_params, precision)
 
     files, labels = list_images(SPLIT_DIR / subset)
-    dataset = image_dataset(files, params["conv_base"]["input_size"], preprocess, batch_size)
+    dataset = image_dataset(files, conv_params["input_size"], preprocess, batch_size)
     print(f"{subset}: {len(files)} images through {conv_base.name} "
           f"({precision}, batch {batch_size})")
 

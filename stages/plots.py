@@ -17,9 +17,11 @@ import matplotlib
 matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from stages.classifier import (LABELS, PRECISION_RECALL_FILE, PREDICTIONS_FILE,  # noqa: E402
-                               ROC_FILE, THRESHOLD)
-from stages.common import LIVE_DIR, PLOTS_DIR, atomic_path, read_image, write_json  # noqa: E402
+from stages.atomic import atomic_path, write_json  # noqa: E402
+from stages.images import read_image  # noqa: E402
+from stages.labels import LABELS, THRESHOLD  # noqa: E402
+from stages.layout import (LIVE_DIR, PLOTS_DIR, PRECISION_RECALL_FILE, PREDICTIONS_FILE,  # noqa: E402
+                           ROC_FILE)
 
 HISTORY_DIR = LIVE_DIR / "plots" / "metrics"
 GALLERY_FILE = PLOTS_DIR / "misclassified.jpg"

@@ -17,25 +17,25 @@ import shutil
 
 import numpy as np
 
-from stages.common import (CLASSES, SPLIT_DIR, SPLIT_REPORT, SUBSETS, ParamError, atomic_path,
-                           load_params, positive_int, read_image, write_json)
+from stages.atomic import atomic_path, write_json
+from stages.images import read_image
+from stages.labels import CLASSES
+from stages.layout import SPLIT_DIR, SPLIT_REPORT, SUBSETS
+from stages.params import ParamError, integer, load_params, positive_int, section
 
 # Folder or file-name prefixes that name a class, in either raw layout.
 CLASS_NAMES = {"cat": "cats", "cats": "cats", "dog": "dogs", "dogs": "dogs"}
 
 
 def check_params(params):
-    """Validate the split section; return (raw_dir, counts per subset, seed)."""
-    raw_dir = Path(str(params.get("raw_dir")))
-    if params.get("raw_dir") is None or not raw_dir.is_dir():
+    """The split parameters, checked: (raw_dir, counts per subset, seed)."""
+    raw_dir = section(params, "split").get("raw_dir")
+    if raw_dir is None or not Path(str(raw_dir)).is_dir():
         raise ParamError("split.raw_dir", f"no folder at {str(raw_dir)!r}",
                          "download the images (README, 'Getting the data') or point "
                          "split.raw_dir at the folder that holds them")
-    counts = {subset: positive_int("split", params, subset) for subset in SUBSETS}
-    seed = params.get("seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ParamError("split.seed", f"must be an integer, got {seed!r}", "set split.seed to e.g. 42")
-    return raw_dir, counts, seed
+    counts = {subset: positive_int(params, f"split.{subset}") for subset in SUBSETS}
+    return Path(str(raw_dir)), counts, integer(params, "split.seed")
 
 
 def find_candidates(raw_dir):
@@ -85,7 +85,7 @@ def select(files, counts, seed):
 
 
 def main():
-    raw_dir, counts, seed = check_params((load_params() or {}).get("split") or {})
+    raw_dir, counts, seed = check_params(load_params())
     usable, skipped = sort_candidates(find_candidates(raw_dir))
 
     needed = sum(counts.values())

@@ -10,23 +10,31 @@ binary cross-entropy. Writes
                            ROC AUC and the confusion counts (false_dogs: cats predicted dog)
 """
 
+import time
+
 import numpy as np
 
-from stages.classifier import CLASSIFIER_FILE, LABELS, PREDICTIONS_FILE, build_classifier, label_of
-from stages.common import (FEATURES_DIR, LIVE_DIR, METRICS_FILE, MODEL_FILE, SPLIT_DIR, SUBSETS,
-                           ParamError, atomic_path, build_conv_base, check_conv_base_params,
-                           load_params, positive_int, positive_number, seed_everything, write_json)
+from stages.atomic import atomic_path, write_json
+from stages.conv_base import build_conv_base, check_conv_base
+from stages.labels import LABELS, label_of
+from stages.layout import (CLASSIFIER_FILE, FEATURES_DIR, HEAD_FILE, LIVE_DIR, METRICS_FILE,
+                           PREDICTIONS_FILE, SPLIT_DIR, SUBSETS)
+from stages.model import build_classifier, build_head
+from stages.params import ParamError, integer, load_params, positive_int, positive_number, section
+from stages.runtime import seed_everything
 
 
 def check_params(params):
-    """Validate the train section before any work is done."""
+    """The train section, checked (and the conv_base section, which the export rebuilds)."""
     for key in ("units", "epochs", "batch_size"):
-        positive_int("train", params, key)
-    positive_number("train", params, "learning_rate")
-    dropout = params.get("dropout")
+        positive_int(params, f"train.{key}")
+    positive_number(params, "train.learning_rate")
+    integer(params, "train.seed")
+    dropout = section(params, "train").get("dropout")
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise ParamError("train.dropout", f"must be a rate in [0, 1), got {dropout!r}",
                          "set train.dropout to e.g. 0.5")
+    return section(params, "train"), check_conv_base(params)
 
 
 def load_features(subset):
@@ -59,32 +67,15 @@ def classification_metrics(predictions, probabilities):
     }
 
 
-def build_head(feature_shape, units, dropout, learning_rate):
-    """The densely connected classifier that sits on top of the frozen conv base."""
-    import keras
-
-    model = keras.Sequential([
-        keras.Input(shape=feature_shape),
-        keras.layers.Flatten(),
-        keras.layers.Dense(units, activation="relu"),
-        keras.layers.Dropout(dropout),
-        keras.layers.Dense(1, activation="sigmoid"),
-    ], name="head")
-    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
-                  loss="binary_crossentropy", metrics=["accuracy"])
-    return model
-
-
 def main():
     from dvclive.keras import DVCLiveCallback
 
-    all_params = load_params()
-    params = all_params["train"]
-    check_params(params)
-    check_conv_base_params(all_params["conv_base"])
+    params, conv_params = check_params(load_params())
     seed_everything(params["seed"])
     data = {subset: load_features(subset) for subset in SUBSETS}
+    timings = {}
 
+    start = time.perf_counter()
     model = build_head(data["train"][0].shape[1:], params["units"], params["dropout"],
                        params["learning_rate"])
     # DVCLive writes the history as dvclive/plots/metrics/{train,eval}/{loss,accuracy}.tsv; the
@@ -92,7 +83,9 @@ def main():
     model.fit(*data["train"], validation_data=data["validation"], epochs=params["epochs"],
               batch_size=params["batch_size"], verbose=2,
               callbacks=[DVCLiveCallback(dir=str(LIVE_DIR), dvcyaml=None, save_dvc_exp=False)])
+    timings["epochs"] = time.perf_counter() - start
 
+    start = time.perf_counter()
     metrics = {}
     for subset, (features, labels) in data.items():
         loss, accuracy = model.evaluate(features, labels, batch_size=params["batch_size"], verbose=0)
@@ -103,17 +96,20 @@ def main():
     predictions = list_predictions("test", data["test"][1], probabilities)
     metrics["test"].update(classification_metrics(predictions, probabilities))
     print(f"test: ROC AUC {metrics['test']['roc_auc']:.4f}, {metrics['test']['confusion']}")
+    timings["evaluation"] = time.perf_counter() - start
 
+    start = time.perf_counter()
     # The same conv base extract ran (same weights or seed), in float32 whatever extract used.
-    conv_base, preprocess_input = build_conv_base(all_params["conv_base"], "float32")
+    conv_base, preprocess_input = build_conv_base(conv_params, "float32")
     classifier = build_classifier(conv_base, preprocess_input, model)
-
-    with atomic_path(MODEL_FILE) as tmp:
+    with atomic_path(HEAD_FILE) as tmp:
         model.save(tmp)
     with atomic_path(CLASSIFIER_FILE) as tmp:
         classifier.save(tmp)
     write_json(PREDICTIONS_FILE, predictions)
     write_json(METRICS_FILE, metrics)
+    timings["export"] = time.perf_counter() - start
+    print("time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()))
 
 
 if __name__ == "__main__":

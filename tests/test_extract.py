@@ -1,6 +1,10 @@
-"""stages/extract.py and the image/conv-base helpers of stages/common.py."""
+"""stages/extract.py and stages/conv_base.py: preprocessing, the conv base, features, interruptions."""
 
+import shutil
+import signal
+import subprocess
 import sys
+import time
 
 import keras
 import numpy as np
@@ -9,9 +13,11 @@ import tensorflow as tf
 from PIL import Image
 
 from stages import extract, split
-from stages.common import FEATURES_DIR, SPLIT_DIR, build_conv_base, load_image
+from stages.conv_base import build_conv_base
+from stages.images import load_image
+from stages.layout import FEATURES_DIR, SPLIT_DIR
 
-from conftest import TEST_PARAMS, make_raw, merged, write_params
+from helpers import TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
 
 
 def conv_base_params(**overrides):
@@ -137,3 +143,47 @@ def test_failed_weights_download_names_the_parameter(monkeypatch):
     message = str(error.value)
     assert "conv_base.weights" in message and "download" in message and "null" in message
     assert "no network in this test" in message  # the patched download ran, not a real one
+
+
+# --- An interrupted extract leaves no half-written output ----------------------------------------
+
+
+@pytest.mark.slow
+def test_interrupted_extract_leaves_nothing_and_reruns_cleanly(tmp_path, monkeypatch):
+    project = copy_project(tmp_path / "project")
+    monkeypatch.chdir(project)
+    make_raw(project / "data/raw", 32, size=64)
+    write_params(project, {"split": {"train": 30, "validation": 1, "test": 1},
+                           "conv_base": {"input_size": 96}, "extract": {"batch_size": 4}})
+    split.main()
+    assert len(list((SPLIT_DIR / "train").rglob("*.jpg"))) == 60
+
+    # The uninterrupted result, for comparison.
+    monkeypatch.setattr(sys, "argv", ["stages/extract.py", "train"])
+    extract.main()
+    out, tmp = FEATURES_DIR / "train", FEATURES_DIR / ".train.tmp"
+    reference = {name: (out / name).read_bytes() for name in ("features.npy", "labels.npy", "files.txt")}
+    shutil.rmtree(out)
+
+    command = [sys.executable, "-m", "stages.extract", "train"]
+    process = subprocess.Popen(command, cwd=project, env=subprocess_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp / "features.npy").exists():  # it has started writing
+            assert process.poll() is None, "extract ended before it was interrupted"
+            assert time.monotonic() < deadline, "extract never started writing"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "extract finished before it could be killed"
+    assert not out.exists(), "a killed extract must not leave data/features/train"
+
+    subprocess.run(command, cwd=project, env=subprocess_env(), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert not tmp.exists(), "the stale temporary folder is cleaned up"
+    assert sorted(p.name for p in out.iterdir()) == sorted(reference)
+    for name, data in reference.items():
+        assert (out / name).read_bytes() == data, f"{name} differs from an uninterrupted run"

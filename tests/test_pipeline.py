@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, TEST_PARAMS, copy_project, make_raw, subprocess_env, update_params
+from helpers import REPO, TEST_PARAMS, copy_project, make_raw, subprocess_env, update_params
 
 pytestmark = pytest.mark.e2e
 

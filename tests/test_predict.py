@@ -8,9 +8,8 @@ import pytest
 from PIL import Image
 
 import predict
-from stages.classifier import build_classifier
-from stages.common import build_conv_base
-from stages.train import build_head
+from stages.conv_base import build_conv_base
+from stages.model import build_classifier, build_head
 
 SIZE = 32
 

@@ -1,14 +1,19 @@
 """stages/split.py: which images go where, reproducibly, in either raw layout."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stages import split
-from stages.common import CLASSES, SPLIT_DIR, SPLIT_REPORT, SUBSETS
+from stages.images import load_image
+from stages.labels import CLASSES
+from stages.layout import SPLIT_DIR, SPLIT_REPORT, SUBSETS
 
-from conftest import make_raw, save_image, update_params, write_params
+from helpers import (EMPTY, NO_CLASS, UNREADABLE, make_raw, save_image, update_params,
+                     write_bad_files, write_params)
 
 
 def selection():
@@ -132,3 +137,107 @@ def test_nested_folders_with_clashing_names_are_reported_not_overwritten(project
     clashes = report["skipped_files"]["same file name as another image of its class"]
     assert sorted(Path(p).name for p in clashes) == ["1.jpg", "2.jpg"]
     assert report["usable"]["cats"] == 6
+
+
+# --- Dirty raw folders: unusable files are skipped and reported -----------------------------------
+
+
+@pytest.fixture
+def dirty(project):
+    """A flat raw folder: 6 good images per class plus the dirty files; cwd is the project."""
+    raw = project / "data/raw"
+    make_raw(raw, 6)
+    return project, write_bad_files(raw)
+
+
+def test_split_skips_unusable_files_and_reports_why(dirty, capsys):
+    project, expected = dirty
+    # Every usable image is needed (6 good + 3 odd-but-usable per class): all must pass.
+    write_params(project, {"split": {"train": 5, "validation": 2, "test": 2}})
+    split.main()
+
+    report = json.loads(SPLIT_REPORT.read_text())
+    assert report["usable"] == {"cats": 9, "dogs": 9}
+    reasons = {}
+    for name, outcome in expected.items():
+        if isinstance(outcome, str):
+            reasons.setdefault(outcome, []).append(name)
+    assert {reason: sorted(os.path.basename(f) for f in files)
+            for reason, files in report["skipped_files"].items()} == {
+        reason: sorted(names) for reason, names in reasons.items()}
+    assert report["skipped"] == {reason: len(names) for reason, names in reasons.items()}
+
+    out = capsys.readouterr().out
+    for reason, names in reasons.items():
+        assert f"skipped {len(names)} file(s), {reason}" in out
+    assert "report: data/split/report.json" in out
+
+    # Every usable odd file was picked, and loads as an RGB image of the conv base's input size.
+    picked = {p.name: p for p in SPLIT_DIR.rglob("*.jpg")}
+    for name, outcome in expected.items():
+        if isinstance(outcome, tuple):
+            assert name in picked, name
+            assert load_image(str(picked[name]), 32).shape == (32, 32, 3)
+    assert len(picked) == 18
+
+
+def test_per_class_folders_with_junk(project):
+    raw = project / "data/raw"
+    make_raw(raw, 4, "folders")
+    (raw / "Cat" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0" + bytes(100))
+    (raw / "Dog" / "broken.jpg").write_bytes(b"")
+    save_image(raw / "Bird" / "1.jpg", "cat", 1)
+    (raw / "README.txt").write_text("PetImages\n")
+    write_params(project, {"split": {"train": 2, "validation": 1, "test": 1}})
+    split.main()
+    report = json.loads(SPLIT_REPORT.read_text())
+    assert report["usable"] == {"cats": 4, "dogs": 4}
+    names = {reason: sorted(os.path.relpath(f, raw) for f in files)
+             for reason, files in report["skipped_files"].items()}
+    assert names == {UNREADABLE: ["Cat/Thumbs.db"], EMPTY: ["Dog/broken.jpg"],
+                     NO_CLASS: ["Bird/1.jpg", "README.txt"]}
+
+
+# --- Parameter validation: a SystemExit naming the parameter, before anything is written ----------
+
+
+@pytest.mark.parametrize("overrides, parameter", [
+    ({"raw_dir": None}, "split.raw_dir"),
+    ({"raw_dir": "data/nowhere"}, "split.raw_dir"),
+    ({"train": 0}, "split.train"),
+    ({"validation": -2}, "split.validation"),
+    ({"test": 0}, "split.test"),
+    ({"test": 1.5}, "split.test"),
+    ({"seed": "abc"}, "split.seed"),
+])
+def test_bad_split_params_name_the_parameter(project, overrides, parameter):
+    make_raw(project / "data/raw", 8)
+    write_params(project, {"split": overrides})
+    with pytest.raises(SystemExit) as error:
+        split.main()
+    assert parameter in str(error.value.code)
+    assert not SPLIT_DIR.exists()
+
+
+def test_missing_raw_dir_key(project):
+    make_raw(project / "data/raw", 8)
+    params = write_params(project)
+    del params["split"]["raw_dir"]
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(SystemExit, match=r"split\.raw_dir"):
+        split.main()
+    assert not SPLIT_DIR.exists()
+
+
+@pytest.mark.parametrize("layout", ["flat", "folders"])
+def test_a_class_without_images(project, layout):
+    make_raw(project / "data/raw", 8, layout)
+    for path in list((project / "data/raw").rglob("*")):
+        if "dog" in str(path.relative_to(project / "data/raw")).lower() and path.is_file():
+            path.unlink()
+    write_params(project)
+    with pytest.raises(SystemExit) as error:
+        split.main()
+    message = str(error.value.code)
+    assert "split.raw_dir" in message and "dogs" in message
+    assert not SPLIT_DIR.exists()

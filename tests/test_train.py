@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from stages import train
-from stages.common import FEATURES_DIR, LIVE_DIR, METRICS_FILE, MODEL_FILE, SUBSETS
+from stages.model import build_head
+from stages.layout import FEATURES_DIR, HEAD_FILE, LIVE_DIR, METRICS_FILE, SUBSETS
 
-from conftest import TEST_PARAMS, write_params
+from helpers import TEST_PARAMS, merged, write_params
 
 
 def separable(count, shape=(2, 2, 8), seed=0):
@@ -21,7 +22,7 @@ def separable(count, shape=(2, 2, 8), seed=0):
 
 
 def test_head_structure_and_optimizer():
-    model = train.build_head((4, 4, 512), units=64, dropout=0.3, learning_rate=2e-5)
+    model = build_head((4, 4, 512), units=64, dropout=0.3, learning_rate=2e-5)
     flatten, hidden, dropout, output = model.layers
     assert isinstance(flatten, keras.layers.Flatten)
     assert isinstance(hidden, keras.layers.Dense) and hidden.units == 64
@@ -41,7 +42,7 @@ def test_head_learns_separable_features():
     keras.utils.set_random_seed(0)
     x_train, y_train = separable(200, seed=1)
     x_test, y_test = separable(100, seed=2)
-    model = train.build_head(x_train.shape[1:], units=16, dropout=0.5, learning_rate=1e-3)
+    model = build_head(x_train.shape[1:], units=16, dropout=0.5, learning_rate=1e-3)
     model.fit(x_train, y_train, epochs=10, batch_size=20, verbose=0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     assert accuracy > 0.9
@@ -53,21 +54,22 @@ def test_head_learns_separable_features():
     ("learning_rate", -1e-3), ("learning_rate", 0), ("learning_rate", "fast"),
 ])
 def test_bad_params_name_the_parameter(key, value):
-    params = dict(TEST_PARAMS["train"], **{key: value})
+    params = merged(TEST_PARAMS, {"train": {key: value}})
     with pytest.raises(SystemExit, match=rf"train\.{key}"):
         train.check_params(params)
 
 
 def test_good_params_pass():
-    train.check_params(dict(TEST_PARAMS["train"], dropout=0))
-    train.check_params(dict(TEST_PARAMS["train"], learning_rate=1))
+    for overrides in ({"dropout": 0}, {"learning_rate": 1}):
+        train_params, _ = train.check_params(merged(TEST_PARAMS, {"train": overrides}))
+        assert train_params == dict(TEST_PARAMS["train"], **overrides)
 
 
 def test_main_checks_params_before_any_work(project):
     write_params(project, {"train": {"units": 0}})  # and no features at all
     with pytest.raises(SystemExit, match=r"train\.units"):
         train.main()
-    assert not METRICS_FILE.exists() and not MODEL_FILE.exists()
+    assert not METRICS_FILE.exists() and not HEAD_FILE.exists()
 
 
 def test_main_writes_model_metrics_and_history(project):
@@ -85,7 +87,7 @@ def test_main_writes_model_metrics_and_history(project):
     assert set(metrics) == set(SUBSETS)
     for values in metrics.values():
         assert {"loss", "accuracy"} <= set(values) and 0 <= values["accuracy"] <= 1
-    model = keras.models.load_model(MODEL_FILE)
+    model = keras.models.load_model(HEAD_FILE)
     assert model.output_shape == (None, 1)
     for split_name in ("train", "eval"):
         for metric in ("loss", "accuracy"):

@@ -1,34 +1,31 @@
-"""The exported classifier and what train, plots and predict.py share about its predictions.
+"""The models: the dense head trained on conv-base features, and the exported classifier.
 
 models/classifier.keras takes a raw RGB image of any size (float 0-255) and returns P(dog). It is
 built only of stock Keras layers, so `keras.models.load_model` opens it without this repository:
 
-    Input (None, None, 3) -> Resizing (bilinear, as common.load_image) -> "preprocess" 1x1 Conv2D
+    Input (None, None, 3) -> Resizing (bilinear, as images.load_image) -> "preprocess" 1x1 Conv2D
     (the conv base's preprocess_input) -> conv base -> trained head
-
-Keras functions are imported inside the functions, so that importing this module for its
-constants stays cheap.
 """
-
-from pathlib import Path
 
 import numpy as np
 
-from stages.common import CLASSES
-
-CLASSIFIER_FILE = Path("models/classifier.keras")
-EVAL_DIR = Path("eval")
-PREDICTIONS_FILE = EVAL_DIR / "predictions.json"
-ROC_FILE = EVAL_DIR / "roc.json"
-PRECISION_RECALL_FILE = EVAL_DIR / "precision_recall.json"
-
-LABELS = tuple(name.removesuffix("s") for name in CLASSES)  # "cat", "dog": label 0 and label 1
-THRESHOLD = 0.5  # the threshold of Keras' accuracy metric, so counts and accuracy agree
+from stages.runtime import keras
 
 
-def label_of(probability):
-    """The predicted label name for one P(dog)."""
-    return LABELS[int(probability > THRESHOLD)]
+def build_head(feature_shape, units, dropout, learning_rate):
+    """The densely connected classifier that sits on top of the frozen conv base."""
+    model = keras.Sequential([
+        keras.Input(shape=feature_shape),
+        keras.layers.Flatten(),
+        keras.layers.Dense(units, activation="relu"),
+        keras.layers.Dropout(dropout),
+        keras.layers.Dense(1, activation="sigmoid"),
+    ], name="head")
+    # jit_compile: XLA fuses RMSprop's update into one pass over the Dense layer's weights, which
+    # is what a step costs (memory traffic, not arithmetic); bench/train.py measures it.
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
+                  loss="binary_crossentropy", metrics=["accuracy"], jit_compile=True)
+    return model
 
 
 def affine_preprocessing(preprocess_input):
@@ -57,8 +54,6 @@ def affine_preprocessing(preprocess_input):
 
 def preprocess_layer(preprocess_input):
     """A fixed 1x1 Conv2D, named "preprocess", that computes preprocess_input on each pixel."""
-    import keras
-
     matrix, bias = affine_preprocessing(preprocess_input)
     layer = keras.layers.Conv2D(3, 1, name="preprocess", trainable=False)
     layer.build((None, None, None, 3))
@@ -68,8 +63,6 @@ def preprocess_layer(preprocess_input):
 
 def build_classifier(conv_base, preprocess_input, head):
     """Chain resizing, preprocessing, the conv base and the head into one image -> P(dog) model."""
-    import keras
-
     height, width = conv_base.input_shape[1:3]
     images = keras.Input(shape=(None, None, 3), name="image")  # RGB, float 0-255, any size
     # training=False: image preprocessing layers default to training=True, which a plain

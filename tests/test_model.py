@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.classifier import affine_preprocessing, build_classifier, preprocess_layer
-from stages.common import build_conv_base, conv_base_module, decode_image, load_image
-from stages.train import build_head
+from stages.conv_base import build_conv_base, conv_base_module
+from stages.images import decode_image, load_image
+from stages.model import affine_preprocessing, build_classifier, build_head, preprocess_layer
 
 SIZE = 32  # the smallest input that keras.applications models accept: keeps the test fast
 

@@ -1,0 +1,73 @@
+"""The frozen conv base: which keras.applications model, with which weights, in which precision."""
+
+from pathlib import Path
+
+from stages.params import ParamError, one_of, positive_int, section
+from stages.runtime import keras
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+def conv_base_module(name):
+    """The keras.applications module and constructor for `conv_base.name` (vgg16, mobilenet_v2...).
+
+    Names are matched without case or underscores, against the constructors of every
+    keras.applications module, so `vgg16`, `VGG16`, `mobilenet_v2` and `EfficientNetB0` all work.
+    """
+    wanted = str(name).replace("_", "").lower()
+    for module_name in dir(keras.applications):
+        module = getattr(keras.applications, module_name)
+        if not hasattr(module, "preprocess_input"):
+            continue
+        for attr in dir(module):
+            if attr.lower() == wanted and callable(getattr(module, attr)):
+                return module, getattr(module, attr)
+    raise ParamError("conv_base.name", f"{name!r} is not a keras.applications model",
+                     "use a name such as vgg16, resnet50, mobilenet_v2 or efficientnetb0")
+
+
+def check_conv_base(params):
+    """The conv_base section of params.yaml, checked: name, weights, input_size, seed."""
+    conv_params = section(params, "conv_base")
+    conv_base_module(conv_params.get("name"))
+    positive_int(params, "conv_base.input_size")
+    weights = conv_params.get("weights")
+    if weights not in (None, "imagenet") and not Path(str(weights)).is_file():
+        raise ParamError("conv_base.weights", f"no weights file at {weights!r}",
+                         "give the path of a local weights file, 'imagenet' to download them, "
+                         "or null for random initialisation")
+    return conv_params
+
+
+def check_precision(params):
+    """extract.precision, checked."""
+    return one_of(params, "extract.precision", PRECISIONS)
+
+
+def build_conv_base(conv_params, precision="float32"):
+    """Build the frozen conv base described by the conv_base params, under a dtype policy.
+
+    `weights: null` gives a random but seeded initialisation (conv_base.seed), for machines that
+    cannot download the ImageNet weights.
+    """
+    params = {"conv_base": conv_params, "extract": {"precision": precision}}
+    check_conv_base(params)
+    check_precision(params)
+    module, constructor = conv_base_module(conv_params["name"])
+    size = conv_params["input_size"]
+    weights = conv_params.get("weights")
+    keras.config.set_dtype_policy(precision)
+    keras.utils.set_random_seed(conv_params.get("seed", 0))
+    try:
+        conv_base = constructor(include_top=False, weights=weights, input_shape=(size, size, 3))
+    except Exception as error:
+        if weights != "imagenet":
+            raise
+        raise ParamError("conv_base.weights",
+                         f"downloading the ImageNet weights failed ({type(error).__name__}: {error})",
+                         "set conv_base.weights to a local weights file (.h5), or to null for "
+                         "random initialisation") from error
+    finally:
+        keras.config.set_dtype_policy("float32")  # the policy is global: leave it as it was
+    conv_base.trainable = False
+    return conv_base, module.preprocess_input

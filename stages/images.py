@@ -1,0 +1,85 @@
+"""Reading images: decoding any common format to RGB, and judging which files are usable.
+
+`read_image` is the one judge of a file, used by split (which keeps only usable files) and by
+predict.py (which reports the others), with the decoder that extract uses.
+"""
+
+from pathlib import Path
+
+from stages.labels import CLASSES
+from stages.runtime import tf
+
+
+def decode_image(data):
+    """Decode JPEG/PNG/GIF/BMP bytes to an RGB uint8 tensor (H, W, 3), whatever the file's mode.
+
+    Grayscale, RGBA and CMYK images come out as RGB; an animated GIF gives its first frame.
+    """
+    return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def resize(image, size):
+    """An image resized to (size, size, 3) float32, bilinear, as the exported classifier resizes."""
+    return tf.image.resize(image, (size, size))
+
+
+def load_image(path, size):
+    """Read one image file and resize it to (size, size, 3) float32, not yet preprocessed."""
+    return resize(decode_image(tf.io.read_file(path)), size)
+
+
+def jpeg_complete(data):
+    """Whether JPEG bytes reach the end-of-image marker that follows their scans.
+
+    Walks the marker segments by their lengths (so a thumbnail inside an EXIF segment, which has
+    its own end marker, is skipped), and through entropy-coded data, where 0xFF is followed only
+    by 0x00 (a stuffed byte) or a restart marker. Whatever comes after the end marker is ignored.
+    """
+    position = 2  # after the start-of-image marker
+    while True:
+        position = data.find(b"\xff", position)
+        if position < 0 or position + 1 >= len(data):
+            return False
+        marker = data[position + 1]
+        if marker == 0xD9:  # end of image
+            return True
+        if marker == 0xFF:  # fill byte before a marker
+            position += 1
+        elif marker in (0x00, 0x01) or 0xD0 <= marker <= 0xD7:  # no length: stuffing, TEM, RSTn
+            position += 2
+        else:  # a segment with a 2-byte length that counts itself
+            if position + 4 > len(data):
+                return False
+            position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+
+
+def read_image(path):
+    """Decode the image file at `path`: (RGB uint8 tensor, None), or (None, why it is unusable).
+
+    A JPEG is first checked for an end-of-image marker after its last scan, so that a truncated
+    one is reported as such and is caught even by a decoder that would fill in the missing rows
+    with only a warning (TensorFlow 2.21 raises an error; tests/test_images.py checks both).
+    Bytes after the marker are allowed.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        return None, f"cannot read file ({error.strerror or type(error).__name__})"
+    if not data:
+        return None, "empty file"
+    if data.startswith(b"\xff\xd8") and not jpeg_complete(data):
+        return None, "truncated JPEG (no end-of-image marker)"
+    try:
+        return decode_image(data), None
+    except tf.errors.OpError:
+        return None, "not a readable image (corrupt, truncated or not an image format extract reads)"
+
+
+def list_images(subset_dir):
+    """The images of one split subset, in a fixed order, with their labels (index in CLASSES)."""
+    files, labels = [], []
+    for label, class_name in enumerate(CLASSES):
+        for path in sorted((Path(subset_dir) / class_name).iterdir()):
+            files.append(path)
+            labels.append(label)
+    return files, labels

@@ -1,0 +1,181 @@
+"""What the tests share: tiny synthetic images, params, throw-away project folders, real data.
+
+Most tests never read real data or the network: images are drawn here (cats reddish, dogs
+bluish, with noise, so that even a randomly initialised conv base gives separable features),
+and the conv base is built with `weights: null`. The few that need real photos and a pretrained
+conv base read them from ../shared (SHARED_PHOTOS, SHARED_WEIGHTS) and skip where it is absent.
+"""
+
+import copy
+import functools
+import io
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Real photos and a genuinely pretrained conv base, beside the repository on development machines
+# and in CI (see README, "Results"); tests that need them skip where they are absent.
+SHARED = REPO.parent / "shared"
+SHARED_PHOTOS = SHARED / "datasets" / "dogs-vs-cats" / "train"
+SHARED_WEIGHTS = SHARED / "weights" / "mobilenet_v2_dogbreeds.weights.h5"
+needs_shared = pytest.mark.skipif(
+    not (SHARED_PHOTOS.is_dir() and SHARED_WEIGHTS.is_file()),
+    reason=f"needs the real photos and the pretrained MobileNetV2 in {SHARED}")
+
+# Small, fast settings: random seeded VGG16 (no download), tiny inputs, float32 everywhere.
+TEST_PARAMS = {
+    "split": {"raw_dir": "data/raw", "train": 3, "validation": 2, "test": 2, "seed": 42},
+    "conv_base": {"name": "vgg16", "weights": None, "input_size": 32, "seed": 0},
+    "extract": {"batch_size": 4, "precision": "float32"},
+    "train": {"units": 16, "dropout": 0.5, "learning_rate": 1.0e-3, "epochs": 2,
+              "batch_size": 4, "seed": 42},
+}
+
+# Git needs an identity for the commits the end-to-end tests make; CI has no global config.
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "pipeline tests", "GIT_AUTHOR_EMAIL": "tests@example.invalid",
+    "GIT_COMMITTER_NAME": "pipeline tests", "GIT_COMMITTER_EMAIL": "tests@example.invalid",
+}
+
+COLOURS = {"cat": (200, 60, 50), "dog": (50, 70, 200)}
+
+
+def image_array(kind, index, size=40):
+    """A size x size RGB uint8 image: a solid class colour plus seeded noise and a random square."""
+    rng = np.random.default_rng([index, 0 if kind == "cat" else 1, size])
+    pixels = np.array(COLOURS[kind], dtype=np.float64) + rng.normal(0, 25, (size, size, 3))
+    x, y = rng.integers(0, size // 2, 2)
+    pixels[y:y + size // 3, x:x + size // 3] += rng.normal(0, 40, 3)
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def save_image(path, kind, index, size=40, fmt="JPEG"):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image_array(kind, index, size)).save(path, fmt)
+    return path
+
+
+def make_raw(raw_dir, per_class, layout="flat", size=40, start=1):
+    """Write `per_class` images of each class in Kaggle's flat layout or in Cat/ and Dog/ folders."""
+    raw_dir = Path(raw_dir)
+    files = []
+    for kind in ("cat", "dog"):
+        for i in range(start, start + per_class):
+            if layout == "flat":
+                path = raw_dir / f"{kind}.{i}.jpg"
+            else:
+                path = raw_dir / kind.capitalize() / f"{i}.jpg"
+            files.append(save_image(path, kind, i, size))
+    return files
+
+
+def merged(base, overrides):
+    """`base` with the nested dict `overrides` merged into it (a new dict)."""
+    result = copy.deepcopy(base)
+    for section, values in (overrides or {}).items():
+        if isinstance(values, dict) and isinstance(result.get(section), dict):
+            result[section].update(values)
+        else:
+            result[section] = values
+    return result
+
+
+def write_params(directory, overrides=None):
+    """Write params.yaml in `directory`: TEST_PARAMS with `overrides` merged in."""
+    params = merged(TEST_PARAMS, overrides)
+    (Path(directory) / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def update_params(directory, overrides):
+    """Change some values of the params.yaml in `directory`, keeping the rest."""
+    path = Path(directory) / "params.yaml"
+    params = merged(yaml.safe_load(path.read_text()), overrides)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def copy_project(directory):
+    """Copy the pipeline's code and definition (not data, not results) into `directory`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "stages", directory / "stages",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", "predict.py"):
+        if (REPO / name).exists():
+            shutil.copy2(REPO / name, directory / name)
+    return directory
+
+
+def subprocess_env():
+    """Environment for stage and tool subprocesses: git identity, quiet TensorFlow, no GPU."""
+    env = dict(os.environ, **GIT_ENV)
+    # Stages run as `python -m ...`: the same interpreter as the tests.
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["CUDA_VISIBLE_DEVICES"] = ""  # CPU only: the same numbers on every machine
+    env.pop("PYTHONPATH", None)  # run the copied stages/, never the checkout's
+    env["PYTHONHASHSEED"] = "0"
+    env["DVC_NO_ANALYTICS"] = "1"
+    return env
+
+
+# --- Dirty image folders: every kind of file split must skip or accept ------------------------
+
+EMPTY = "empty file"
+TRUNCATED = "truncated JPEG (no end-of-image marker)"
+UNREADABLE = "not a readable image (corrupt, truncated or not an image format extract reads)"
+NO_CLASS = "name matches no class"
+
+
+def jpeg_bytes(pixels, mode="RGB"):
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).convert(mode).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@functools.cache
+def large_jpeg():
+    """A 4000 x 3000 RGB JPEG, smooth so that it stays small; encoded once per test session."""
+    y, x = np.mgrid[0:3000, 0:4000]
+    pixels = np.stack([x * 255 // 4000, y * 255 // 3000, np.full_like(x, 90)], axis=-1)
+    return jpeg_bytes(pixels.astype(np.uint8))
+
+
+def write_bad_files(raw):
+    """Beside good images, every kind of dirty file; returns {file name: expected outcome}.
+
+    The outcome is a skip reason, or the (H, W) of a file that must be usable.
+    """
+    raw.mkdir(parents=True, exist_ok=True)
+    expected = {}
+
+    def put(name, data, outcome):
+        (raw / name).write_bytes(data)
+        expected[name] = outcome
+
+    put("cat.100.jpg", b"", EMPTY)
+    whole = jpeg_bytes(image_array("cat", 101, size=200))
+    put("cat.101.jpg", whole[:len(whole) // 2], TRUNCATED)
+    for name, fmt in (("cat.102.jpg", "PNG"), ("dog.103.jpg", "GIF")):  # wrong extension
+        buffer = io.BytesIO()
+        Image.fromarray(image_array(name[:3], 0)).save(buffer, fmt)
+        put(name, buffer.getvalue(), (40, 40))
+    put("dog.104.jpg", b"This is not a picture of a dog.\n", UNREADABLE)
+    put("cat.105.jpg", jpeg_bytes(image_array("cat", 105), "L"), (40, 40))
+    put("dog.106.jpg", jpeg_bytes(image_array("dog", 106), "CMYK"), (40, 40))
+    put("cat.107.jpg", jpeg_bytes(np.full((1, 1, 3), 200, np.uint8)), (1, 1))
+    put("dog.108.jpg", large_jpeg(), (3000, 4000))
+    # An OLE compound file, as Windows leaves in image folders.
+    put("Thumbs.db", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(1000), NO_CLASS)
+    put("bird.1.jpg", jpeg_bytes(image_array("cat", 1)), NO_CLASS)
+    return expected
