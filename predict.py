@@ -94,7 +94,7 @@ def classify(model, files, batch_size):
     predict = tf.function(lambda images: model(images, training=False)[:, 0], reduce_retracing=True)
     for paths, images, problems in image_batches(files, size, batch_size):
         probabilities = predict(images).numpy()
-        for path, probability, problem in zip(paths.numpy(), probabilities, problems.numpy()):
+        for path, probability, problem in zip(paths.numpy(), probabilities, problems.numpy(), strict=True):
             if problem:
                 yield path.decode(), None, problem.decode()
             else:

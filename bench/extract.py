@@ -110,9 +110,12 @@ def head_accuracy(features, labels, seed=0):
 
 def main():
     extract_params = load_params()["extract"]
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("image_dir", help="folder of images in either raw layout (Kaggle's train/, or Cat/ Dog/)")
-    parser.add_argument("--images", type=int, default=400, help="how many images, half per class (default 400)")
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("image_dir",
+                        help="folder of images in either raw layout (Kaggle's train/, or Cat/ Dog/)")
+    parser.add_argument("--images", type=int, default=400,
+                        help="how many images, half per class (default 400)")
     parser.add_argument("--weights", default=None,
                         help="conv base weights: imagenet, a weights file, or omitted for random init")
     parser.add_argument("--precision", default=extract_params["precision"],
@@ -152,7 +155,8 @@ def main():
     if "original" in results:
         difference = np.abs(features["project"] - features["original"])
         scale = np.abs(features["original"]).max()
-        print(f"speed-up (b)/(a): {results['project']['images_per_s'] / results['original']['images_per_s']:.2f}x")
+        speed_up = results["project"]["images_per_s"] / results["original"]["images_per_s"]
+        print(f"speed-up (b)/(a): {speed_up:.2f}x")
         print(f"feature difference: max abs {difference.max():.4g} ({difference.max() / scale:.2%} of the "
               f"largest feature), mean abs {difference.mean():.4g}")
 

@@ -16,7 +16,8 @@ def atomic_path(path):
     removed first.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")  # keep the suffix: Keras checks it
+    stem, dot, suffixes = path.name.partition(".")
+    tmp = path.with_name(f".{stem}.tmp{dot}{suffixes}")  # keep the suffixes: Keras checks them
     _remove(tmp)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

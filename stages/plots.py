@@ -20,8 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from stages.atomic import atomic_path, write_json  # noqa: E402
 from stages.images import read_image  # noqa: E402
 from stages.labels import LABELS, THRESHOLD  # noqa: E402
-from stages.layout import (LIVE_DIR, PLOTS_DIR, PRECISION_RECALL_FILE, PREDICTIONS_FILE,  # noqa: E402
-                           ROC_FILE)
+from stages.layout import LIVE_DIR, PLOTS_DIR, PRECISION_RECALL_FILE, PREDICTIONS_FILE, ROC_FILE  # noqa: E402
 
 HISTORY_DIR = LIVE_DIR / "plots" / "metrics"
 GALLERY_FILE = PLOTS_DIR / "misclassified.jpg"
@@ -66,9 +65,9 @@ def write_curves(predictions):
     fpr, tpr, _ = roc_curve(actual_dogs, probabilities)
     precision, recall, _ = precision_recall_curve(actual_dogs, probabilities)
     write_json(ROC_FILE, [{"fpr": round(float(x), 6), "tpr": round(float(y), 6)}
-                          for x, y in zip(fpr, tpr)])
+                          for x, y in zip(fpr, tpr, strict=True)])
     write_json(PRECISION_RECALL_FILE, [{"recall": round(float(x), 6), "precision": round(float(y), 6)}
-                                       for x, y in zip(recall, precision)])
+                                       for x, y in zip(recall, precision, strict=True)])
 
 
 def draw_misclassified(predictions):
@@ -88,7 +87,7 @@ def draw_misclassified(predictions):
     figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.3 * rows + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, row in zip(axes.flat, shown):
+    for ax, row in zip(axes.flat, shown, strict=False):
         image, _ = read_image(row["file"])  # split kept only images this reads
         ax.imshow(image.numpy())
         ax.set_title(f"actual {row['actual']}\nP(dog) = {row['probability']:.4f}", fontsize=10)

@@ -11,9 +11,9 @@ could not read is reported here and never picked. The selection is a seeded shuf
 cut in order train, validation, test: changing `split.test` leaves train and validation as they are.
 """
 
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-import shutil
 
 import numpy as np
 
@@ -62,7 +62,7 @@ def sort_candidates(candidates):
     with ThreadPoolExecutor() as pool:  # TensorFlow decodes outside the GIL
         problems = pool.map(lambda item: "name matches no class" if item[1] is None
                             else read_image(item[0])[1], candidates.items())
-        for (path, class_name), problem in zip(candidates.items(), problems):
+        for (path, class_name), problem in zip(candidates.items(), problems, strict=True):
             if not problem and path.name in names[class_name]:
                 problem = "same file name as another image of its class"
             if problem:

@@ -17,9 +17,17 @@ import numpy as np
 from stages.atomic import atomic_path, write_json
 from stages.conv_base import build_conv_base, check_conv_base
 from stages.labels import LABELS, label_of
-from stages.layout import (CLASSIFIER_FILE, FEATURES_DIR, HEAD_FILE, LIVE_DIR, METRICS_FILE,
-                           PREDICTIONS_FILE, SPLIT_DIR, SUBSETS)
-from stages.model import build_classifier, build_head
+from stages.layout import (
+    CLASSIFIER_FILE,
+    FEATURES_DIR,
+    HEAD_FILE,
+    LIVE_DIR,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    SPLIT_DIR,
+    SUBSETS,
+)
+from stages.model import EVALUATION_BATCH_SIZE, build_classifier, build_head, fit_head
 from stages.params import ParamError, integer, load_params, positive_int, positive_number, section
 from stages.runtime import seed_everything
 
@@ -48,7 +56,7 @@ def list_predictions(subset, labels, probabilities):
     files = (FEATURES_DIR / subset / "files.txt").read_text().splitlines()
     return [{"file": str(SPLIT_DIR / file), "actual": LABELS[int(label)],
              "predicted": label_of(probability), "probability": round(float(probability), 6)}
-            for file, label, probability in zip(files, labels, probabilities)]
+            for file, label, probability in zip(files, labels, probabilities, strict=True)]
 
 
 def classification_metrics(predictions, probabilities):
@@ -80,19 +88,18 @@ def main():
                        params["learning_rate"])
     # DVCLive writes the history as dvclive/plots/metrics/{train,eval}/{loss,accuracy}.tsv; the
     # plots that use it are declared in dvc.yaml, so DVCLive writes no dvc.yaml of its own.
-    model.fit(*data["train"], validation_data=data["validation"], epochs=params["epochs"],
-              batch_size=params["batch_size"], verbose=2,
-              callbacks=[DVCLiveCallback(dir=str(LIVE_DIR), dvcyaml=None, save_dvc_exp=False)])
+    fit_head(model, data["train"], data["validation"], params["epochs"], params["batch_size"],
+             callbacks=[DVCLiveCallback(dir=str(LIVE_DIR), dvcyaml=None, save_dvc_exp=False)])
     timings["epochs"] = time.perf_counter() - start
 
     start = time.perf_counter()
     metrics = {}
     for subset, (features, labels) in data.items():
-        loss, accuracy = model.evaluate(features, labels, batch_size=params["batch_size"], verbose=0)
+        loss, accuracy = model.evaluate(features, labels, batch_size=EVALUATION_BATCH_SIZE, verbose=0)
         metrics[subset] = {"loss": round(loss, 4), "accuracy": round(accuracy, 4)}
         print(f"{subset}: loss {loss:.4f}, accuracy {accuracy:.4f}")
 
-    probabilities = model.predict(data["test"][0], batch_size=params["batch_size"], verbose=0)[:, 0]
+    probabilities = model.predict(data["test"][0], batch_size=EVALUATION_BATCH_SIZE, verbose=0)[:, 0]
     predictions = list_predictions("test", data["test"][1], probabilities)
     metrics["test"].update(classification_metrics(predictions, probabilities))
     print(f"test: ROC AUC {metrics['test']['roc_auc']:.4f}, {metrics['test']['confusion']}")

@@ -12,12 +12,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from helpers import TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
 from stages import extract, split
 from stages.conv_base import build_conv_base
 from stages.images import load_image
 from stages.layout import FEATURES_DIR, SPLIT_DIR
-
-from helpers import TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
 
 
 def conv_base_params(**overrides):
@@ -78,7 +77,7 @@ def test_random_weights_are_seeded():
     a, _ = build_conv_base(conv_base_params(seed=3), "float32")
     b, _ = build_conv_base(conv_base_params(seed=3), "float32")
     c, _ = build_conv_base(conv_base_params(seed=4), "float32")
-    assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+    assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights(), strict=True))
     assert not np.array_equal(a.get_weights()[0], c.get_weights()[0])
 
 
@@ -111,7 +110,7 @@ def test_extract_writes_aligned_features_labels_and_files(project, monkeypatch, 
     # files.txt names every image of the subset once, and each row's label is its folder's class.
     on_disk = sorted(str(p.relative_to(SPLIT_DIR)) for p in (SPLIT_DIR / "train").rglob("*.jpg"))
     assert sorted(files) == on_disk
-    for name, label in zip(files, labels):
+    for name, label in zip(files, labels, strict=True):
         assert name.split("/")[1] == ("cats", "dogs")[int(label)], (name, label)
     assert labels.tolist() == [0.0] * 5 + [1.0] * 5
 

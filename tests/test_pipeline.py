@@ -6,15 +6,15 @@ leaves it reproduced. Select these tests with `-m e2e`, skip them with `-m "not 
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import REPO, TEST_PARAMS, copy_project, make_raw, subprocess_env, update_params
+from helpers import TEST_PARAMS, copy_project, make_raw, subprocess_env, update_params
 
 pytestmark = pytest.mark.e2e
 
@@ -22,10 +22,9 @@ UPSTREAM = {"split", "extract@train", "extract@validation", "extract@test"}
 
 
 def run(project, *command):
-    """Run a command in the project; return its output, failing the test with it on error."""
-    result = subprocess.run(command, cwd=project, env=subprocess_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}"
+    """Run a command in the project; return its stdout, failing the test with all output on error."""
+    result = subprocess.run(command, cwd=project, env=subprocess_env(), text=True, capture_output=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
 
@@ -78,10 +77,18 @@ def test_first_repro_runs_every_stage_and_writes_every_output(pipeline):
     report = json.loads((project / "data/split/report.json").read_text())
     assert report["usable"] == {"cats": 9, "dogs": 9}
 
-    assert (project / "models/head.keras").stat().st_size > 0
+    head = keras.models.load_model(project / "models/head.keras")
+    assert head.input_shape == (None, 1, 1, 512) and head.output_shape == (None, 1)
+    classifier = keras.models.load_model(project / "models/classifier.keras")
+    assert classifier.input_shape == (None, None, None, 3) and classifier.output_shape == (None, 1)
     metrics = json.loads((project / "metrics.json").read_text())
     for subset in ("train", "validation", "test"):
         assert {"loss", "accuracy"} <= set(metrics[subset])
+    predictions = json.loads((project / "eval/predictions.json").read_text())
+    test_files = (project / "data/features/test/files.txt").read_text().splitlines()
+    assert [row["file"] for row in predictions] == [f"data/split/{name}" for name in test_files]
+    confusion = metrics["test"]["confusion"]
+    assert sum(confusion.values()) == len(predictions) == 4
 
     for split_name in ("train", "eval"):
         for metric in ("loss", "accuracy"):
@@ -100,6 +107,22 @@ def test_learning_rate_change_reruns_train_and_plots_only(pipeline):
     ran = repro(project)
     assert "train" in ran and "plots" in ran
     assert not UPSTREAM & set(ran), f"features must not be recomputed for a head parameter: {ran}"
+
+
+def test_conv_base_module_change_reruns_extract_and_train_only(pipeline):
+    """Each stage depends on the modules it imports: the conv base is none of split's or plots' business."""
+    project, _, _ = pipeline
+    module = project / "stages/conv_base.py"
+    original = module.read_text()
+    module.write_text(original + "\n# an edit that changes nothing\n")
+    try:
+        ran = repro(project)
+    finally:
+        module.write_text(original)
+    assert {"extract@train", "extract@validation", "extract@test", "train"} <= set(ran)
+    # Same features and head, so the plots' inputs are unchanged.
+    assert "split" not in ran and "plots" not in ran, ran
+    repro(project)  # back to the committed module
 
 
 def test_split_test_change_reruns_split_and_test_features_only(pipeline):
@@ -138,7 +161,28 @@ def test_another_conv_base_runs_end_to_end(pipeline):
     assert np.load(project / "data/features/train/features.npy").shape == (6, 1, 1, 1280)
     assert {"loss", "accuracy", "roc_auc"} <= set(json.loads((project / "metrics.json").read_text())["test"])
 
-    # The exported classifier takes raw images: one line per test image.
-    shutil.copy(REPO / "predict.py", project)
+    # The exported classifier takes raw images: one line per test image on stdout.
     lines = run(project, sys.executable, "predict.py", "data/split/test").splitlines()
-    assert len(lines) == 4 and all(re.fullmatch(r"\S+\t(cat|dog)\t[01]\.\d{4}", line) for line in lines), lines
+    assert len(lines) == 4, lines
+    assert all(re.fullmatch(r"\S+\t(cat|dog)\t[01]\.\d{4}", line) for line in lines), lines
+
+
+def test_a_collaborator_pulls_the_results_from_a_remote(pipeline, tmp_path):
+    """dvc push to a local-folder remote; git clone + dvc pull gets everything, nothing reruns."""
+    project, _, _ = pipeline
+    remote, clone = tmp_path / "remote", tmp_path / "clone"
+    dvc(project, "add", "-q", "data/raw")  # the raw images too, so that the clone has every input
+    dvc(project, "remote", "add", "-d", "storage", str(remote))
+    dvc(project, "push", "-q")
+    run(project, "git", "add", "-A")
+    run(project, "git", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "results")
+
+    run(tmp_path, "git", "clone", "-q", str(project), str(clone))
+    assert not (clone / "models/classifier.keras").exists()
+    dvc(clone, "pull", "-q")
+    assert "Data and pipelines are up to date" in dvc(clone, "status")
+    assert repro(clone) == []
+    for name in ("models/classifier.keras", "data/features/test/features.npy"):
+        assert (clone / name).read_bytes() == (project / name).read_bytes(), name
+    lines = run(clone, sys.executable, "predict.py", "data/split/test").splitlines()
+    assert len(lines) == 4

@@ -56,7 +56,8 @@ def test_prints_one_line_per_image_and_skips_the_rest(model_file, folder, capsys
         assert label == ("dog" if float(probability) > 0.5 else "cat")
         assert len(probability.split(".")[1]) == 4 and 0 <= float(probability) <= 1
     assert f"{folder / 'empty.jpg'}: skipped: empty file" in err
-    assert f"{folder / 'notes.jpg'}: skipped: not a readable image (corrupt, truncated or not an image format extract reads)" in err
+    assert (f"{folder / 'notes.jpg'}: skipped: not a readable image "
+            "(corrupt, truncated or not an image format extract reads)") in err
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
@@ -74,7 +75,8 @@ def test_writes_the_output_file(model_file, folder, tmp_path_factory, capsys, su
         rows = json.loads(output.read_text())
     assert [row["file"] for row in rows] == [str(folder / "a.jpg"), str(folder / "more" / "c.jpg")]
     printed = [line.split("\t") for line in out]
-    for row, (path, label, probability) in zip(rows, printed):
+    assert [row["file"] for row in rows] == [path for path, _, _ in printed]
+    for row, (_, label, probability) in zip(rows, printed, strict=True):
         assert row["label"] == label
         assert round(float(row["probability"]), 4) == pytest.approx(float(probability), abs=1e-4)
     assert not list(output.parent.glob(".*"))  # no temporary file left behind

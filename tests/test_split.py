@@ -7,13 +7,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+from helpers import (
+    EMPTY,
+    NO_CLASS,
+    UNREADABLE,
+    make_raw,
+    save_image,
+    update_params,
+    write_bad_files,
+    write_params,
+)
 from stages import split
 from stages.images import load_image
 from stages.labels import CLASSES
 from stages.layout import SPLIT_DIR, SPLIT_REPORT, SUBSETS
-
-from helpers import (EMPTY, NO_CLASS, UNREADABLE, make_raw, save_image, update_params,
-                     write_bad_files, write_params)
 
 
 def selection():

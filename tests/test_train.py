@@ -6,11 +6,18 @@ import keras
 import numpy as np
 import pytest
 
-from stages import train
-from stages.model import build_head
-from stages.layout import FEATURES_DIR, HEAD_FILE, LIVE_DIR, METRICS_FILE, SUBSETS
-
 from helpers import TEST_PARAMS, merged, write_params
+from stages import train
+from stages.layout import (
+    CLASSIFIER_FILE,
+    FEATURES_DIR,
+    HEAD_FILE,
+    LIVE_DIR,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    SUBSETS,
+)
+from stages.model import build_head
 
 
 def separable(count, shape=(2, 2, 8), seed=0):
@@ -72,9 +79,9 @@ def test_main_checks_params_before_any_work(project):
     assert not METRICS_FILE.exists() and not HEAD_FILE.exists()
 
 
-def test_main_writes_model_metrics_and_history(project):
+def test_main_writes_models_metrics_predictions_and_history(project):
     for i, subset in enumerate(SUBSETS):
-        features, labels = separable(12, shape=(1, 1, 512), seed=i)  # VGG16 at 32x32
+        features, labels = separable(40, shape=(1, 1, 512), seed=i)  # VGG16 at 32x32
         (FEATURES_DIR / subset).mkdir(parents=True)
         np.save(FEATURES_DIR / subset / "features.npy", features)
         np.save(FEATURES_DIR / subset / "labels.npy", labels)
@@ -85,10 +92,19 @@ def test_main_writes_model_metrics_and_history(project):
 
     metrics = json.loads(METRICS_FILE.read_text())
     assert set(metrics) == set(SUBSETS)
-    for values in metrics.values():
-        assert {"loss", "accuracy"} <= set(values) and 0 <= values["accuracy"] <= 1
-    model = keras.models.load_model(HEAD_FILE)
-    assert model.output_shape == (None, 1)
+    assert metrics["test"]["accuracy"] > 0.9 and metrics["test"]["roc_auc"] > 0.9, metrics["test"]
+    predictions = json.loads(PREDICTIONS_FILE.read_text())
+    assert len(predictions) == 40 == sum(metrics["test"]["confusion"].values())
+    for n, row in enumerate(predictions):
+        assert row["file"] == f"data/split/test/{row['actual']}s/{n}.jpg"
+        assert row["predicted"] == ("dog" if row["probability"] > 0.5 else "cat")
+    assert metrics["test"]["accuracy"] == pytest.approx(
+        np.mean([row["actual"] == row["predicted"] for row in predictions]))
+
+    head = keras.models.load_model(HEAD_FILE)
+    assert head.output_shape == (None, 1)
+    classifier = keras.models.load_model(CLASSIFIER_FILE)
+    assert classifier.input_shape == (None, None, None, 3) and classifier.output_shape == (None, 1)
     for split_name in ("train", "eval"):
         for metric in ("loss", "accuracy"):
             rows = (LIVE_DIR / "plots/metrics" / split_name / f"{metric}.tsv").read_text().splitlines()

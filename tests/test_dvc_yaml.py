@@ -1,0 +1,58 @@
+"""dvc.yaml declares what each stage reads: every module it imports, every parameter key it uses."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import REPO
+
+STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def imported_modules(path, seen=None):
+    """The files of stages/ that the module at `path` imports, directly or through one another."""
+    seen = set() if seen is None else seen
+    for node in ast.walk(ast.parse(Path(path).read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            file = REPO / (name.replace(".", "/") + ".py")
+            if name.startswith("stages.") and file.is_file() and file not in seen:
+                seen.add(file)
+                imported_modules(file, seen)
+    return seen
+
+
+def stage_definitions():
+    for name, stage in STAGES.items():
+        yield name, stage.get("do", stage)  # a foreach stage keeps its definition under `do`
+
+
+@pytest.mark.parametrize("name, stage", list(stage_definitions()))
+def test_code_deps_are_the_modules_the_stage_imports(name, stage):
+    module = re.fullmatch(r"python -m (stages\.\w+)(?: .*)?", stage["cmd"]).group(1)
+    script = REPO / (module.replace(".", "/") + ".py")
+    expected = {script} | imported_modules(script)
+    declared = {REPO / dep for dep in stage["deps"] if dep.startswith("stages/")}
+    def names(paths):
+        return sorted(str(path.relative_to(REPO)) for path in paths)
+
+    assert declared == expected, (f"{name}: missing {names(expected - declared)}, "
+                                  f"not imported {names(declared - expected)}")
+
+
+@pytest.mark.parametrize("name, stage", list(stage_definitions()))
+def test_params_are_listed_key_by_key(name, stage):
+    for param in stage.get("params", []):
+        assert isinstance(param, str) and param.count(".") == 1, f"{name}: {param}"
+
+
+def test_no_stage_but_extract_and_train_reads_the_conv_base_module():
+    readers = {name for name, stage in stage_definitions() if "stages/conv_base.py" in stage["deps"]}
+    assert readers == {"extract", "train"}
