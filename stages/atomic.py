@@ -1,10 +1,37 @@
 """Writing outputs so that a crash never leaves a file that looks complete."""
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 from pathlib import Path
+
+
+class DiskFull(SystemExit):
+    """Not enough room for an output: exits with one line that names it and the space it needs."""
+
+    def __init__(self, path, needed=None):
+        free = shutil.disk_usage(_existing_parent(Path(path))).free
+        need = f"needs about {_megabytes(needed)}, " if needed else ""
+        super().__init__(f"error: no space left for {path}: it {need}{_megabytes(free)} free. "
+                         "Free some space (or move the DVC cache: dvc cache dir) and run again")
+
+
+def ensure_free_space(path, needed):
+    """Raise DiskFull before any work if the disk that will hold `path` has less than `needed` bytes."""
+    if shutil.disk_usage(_existing_parent(Path(path))).free < needed:
+        raise DiskFull(path, needed)
+
+
+def _existing_parent(path):
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def _megabytes(nbytes):
+    return f"{nbytes / 1e6:,.0f} MB"
 
 
 @contextlib.contextmanager
@@ -13,7 +40,7 @@ def atomic_path(path):
 
     An interruption leaves either the old complete output or none, never a half-written one
     (DVC removes the old one before a stage runs). A stale temporary from an earlier crash is
-    removed first.
+    removed first. A full disk ends the program with one line (DiskFull), not a traceback.
     """
     path = Path(path)
     stem, dot, suffixes = path.name.partition(".")
@@ -24,6 +51,10 @@ def atomic_path(path):
         yield tmp
         _remove(path)
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        raise DiskFull(path) from error
     finally:
         _remove(tmp)
 

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from stages.atomic import atomic_path
+from stages.atomic import atomic_path, ensure_free_space
 from stages.conv_base import build_conv_base, check_conv_base, check_precision
 from stages.images import list_images, load_image
 from stages.layout import FEATURES_DIR, SPLIT_DIR, SUBSETS
@@ -71,6 +71,8 @@ def main():
     print(f"{subset}: {len(files)} images through {conv_base.name} "
           f"({precision}, batch {batch_size})")
 
+    feature_bytes = 4 * int(np.prod(conv_base.output_shape[1:]))  # float32
+    ensure_free_space(FEATURES_DIR, len(files) * feature_bytes)
     start = time.perf_counter()
     with atomic_path(FEATURES_DIR / subset) as tmp:
         tmp.mkdir()

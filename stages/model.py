@@ -72,6 +72,14 @@ def preprocess_layer(preprocess_input):
     return layer
 
 
+def inference_copy(head):
+    """The head's layers (and so its weights) without its compiled state: no optimizer to save.
+
+    RMSprop's state is as large as the Dense kernel itself; nothing resumes training from a file.
+    """
+    return keras.Sequential(head.layers, name=head.name)
+
+
 def build_classifier(conv_base, preprocess_input, head):
     """Chain resizing, preprocessing, the conv base and the head into one image -> P(dog) model."""
     height, width = conv_base.input_shape[1:3]
@@ -81,6 +89,4 @@ def build_classifier(conv_base, preprocess_input, head):
     resized = keras.layers.Resizing(height, width, interpolation="bilinear",
                                     name="resize")(images, training=False)
     features = conv_base(preprocess_layer(preprocess_input)(resized))
-    # The head's layers (and so its weights) without its compiled state: no optimizer in an export.
-    inference_head = keras.Sequential(head.layers, name=head.name)
-    return keras.Model(images, inference_head(features), name="classifier")
+    return keras.Model(images, inference_copy(head)(features), name="classifier")

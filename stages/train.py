@@ -2,7 +2,7 @@
 
 Dense(units, relu) -> Dropout -> Dense(1, sigmoid) on the flattened conv-base features, RMSprop,
 binary cross-entropy. Writes
-  models/head.keras        the head alone, on conv-base features
+  models/head.keras        the head alone, on conv-base features (weights only, no optimizer state)
   models/classifier.keras  raw image -> P(dog): resizing, preprocessing, conv base and head
   dvclive/                 the per-epoch history, through DVCLive
   eval/predictions.json    one row per test image: file, actual, predicted, probability (of dog)
@@ -27,7 +27,7 @@ from stages.layout import (
     SPLIT_DIR,
     SUBSETS,
 )
-from stages.model import EVALUATION_BATCH_SIZE, build_classifier, build_head, fit_head
+from stages.model import EVALUATION_BATCH_SIZE, build_classifier, build_head, fit_head, inference_copy
 from stages.params import ParamError, integer, load_params, positive_int, positive_number, section
 from stages.runtime import seed_everything
 
@@ -110,7 +110,7 @@ def main():
     conv_base, preprocess_input = build_conv_base(conv_params, "float32")
     classifier = build_classifier(conv_base, preprocess_input, model)
     with atomic_path(HEAD_FILE) as tmp:
-        model.save(tmp)
+        inference_copy(model).save(tmp)
     with atomic_path(CLASSIFIER_FILE) as tmp:
         classifier.save(tmp)
     write_json(PREDICTIONS_FILE, predictions)

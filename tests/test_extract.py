@@ -1,5 +1,6 @@
 """stages/extract.py and stages/conv_base.py: preprocessing, the conv base, features, interruptions."""
 
+import errno
 import shutil
 import signal
 import subprocess
@@ -186,3 +187,33 @@ def test_interrupted_extract_leaves_nothing_and_reruns_cleanly(tmp_path, monkeyp
     assert sorted(p.name for p in out.iterdir()) == sorted(reference)
     for name, data in reference.items():
         assert (out / name).read_bytes() == data, f"{name} differs from an uninterrupted run"
+
+
+def test_too_little_disk_space_is_one_line_before_any_work(project, monkeypatch):
+    make_raw(project / "data/raw", 9)
+    write_params(project, {"split": {"train": 5, "validation": 2, "test": 2}})
+    split.main()
+    free = 10 * 512 * 4 - 1  # one byte less than 10 images of (1, 1, 512) float32 features
+    usage = shutil._ntuple_diskusage(total=10**9, used=10**9 - free, free=free)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage)
+    with pytest.raises(SystemExit) as error:
+        run_extract(monkeypatch, "train")
+    message = str(error.value.code)
+    assert message.startswith("error: no space left for data/features") and "\n" not in message
+    assert "needs about 0 MB, 0 MB free" in message
+    assert not (FEATURES_DIR / "train").exists() and not (FEATURES_DIR / ".train.tmp").exists()
+
+
+def test_disk_full_while_writing_is_one_line_and_leaves_nothing(project, monkeypatch):
+    make_raw(project / "data/raw", 9)
+    write_params(project, {"split": {"train": 5, "validation": 2, "test": 2}})
+    split.main()
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", no_space)  # features are written; the labels find the disk full
+    with pytest.raises(SystemExit) as error:
+        run_extract(monkeypatch, "train")
+    assert str(error.value.code).startswith("error: no space left for data/features/train: it ")
+    assert not (FEATURES_DIR / "train").exists() and not (FEATURES_DIR / ".train.tmp").exists()

@@ -6,6 +6,7 @@ leaves it reproduced. Select these tests with `-m e2e`, skip them with `-m "not 
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import TEST_PARAMS, copy_project, make_raw, subprocess_env, update_params
+from helpers import REPO, TEST_PARAMS, copy_project, make_raw, subprocess_env, update_params
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +55,7 @@ def pipeline(tmp_path_factory):
     update_params(project, TEST_PARAMS)  # the repository's params.yaml, made small and offline
     run(project, "git", "init", "-q")
     dvc(project, "init", "-q")
+    shutil.copy(REPO / ".dvc/config", project / ".dvc/config")  # the repository's cache link type
     run(project, "git", "add", "-A")
     # DVCLive wants a commit; the identity comes from GIT_* variables (conftest.GIT_ENV).
     run(project, "git", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "pipeline under test")
