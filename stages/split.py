@@ -84,31 +84,20 @@ def select(files, counts, seed):
     return selection
 
 
+def skipped_summary(skipped):
+    """One phrase for the skipped files: how many, why, with an example of each reason."""
+    if not skipped:
+        return "no file was skipped"
+    total = sum(len(files) for files in skipped.values())
+    reasons = "; ".join(f"{len(files)} {reason}, e.g. {files[0]}" for reason, files in skipped.items())
+    return f"{total} file(s) skipped: {reasons}; all listed in {SPLIT_REPORT}"
+
+
 def main():
     raw_dir, counts, seed = check_params(load_params())
     usable, skipped = sort_candidates(find_candidates(raw_dir))
 
-    needed = sum(counts.values())
-    for class_name, files in usable.items():
-        if not files:
-            raise ParamError("split.raw_dir", f"{raw_dir} has no usable {class_name} images",
-                             "point split.raw_dir at Kaggle's train/ folder (cat.1.jpg, dog.1.jpg...) "
-                             "or at a folder with one sub-folder per class (Cat/, Dog/)")
-        if len(files) < needed:
-            raise ParamError("split.train/validation/test",
-                             f"{needed} {class_name} needed ({counts['train']} + {counts['validation']} + "
-                             f"{counts['test']}) but {raw_dir} has {len(files)} usable",
-                             "lower the per-class counts or add images")
-
-    selections = {class_name: select(files, counts, seed) for class_name, files in usable.items()}
-    for subset in SUBSETS:
-        with atomic_path(SPLIT_DIR / subset) as tmp:
-            for class_name in CLASSES:
-                (tmp / class_name).mkdir(parents=True)
-                for path in selections[class_name][subset]:
-                    shutil.copyfile(path, tmp / class_name / path.name)
-        print(f"{subset}: " + ", ".join(f"{len(selections[c][subset])} {c}" for c in CLASSES))
-
+    # The report first: when the split cannot be made, it says why.
     write_json(SPLIT_REPORT, {
         "raw_dir": str(raw_dir),
         "usable": {class_name: len(files) for class_name, files in usable.items()},
@@ -119,6 +108,29 @@ def main():
         print(f"skipped {len(files)} file(s), {reason}: " + ", ".join(files[:5])
               + (", ..." if len(files) > 5 else ""))
     print(f"report: {SPLIT_REPORT}")
+
+    needed = sum(counts.values())
+    for class_name, files in usable.items():
+        if not files:
+            raise ParamError("split.raw_dir",
+                             f"{raw_dir} has no usable {class_name} images ({skipped_summary(skipped)})",
+                             "point split.raw_dir at Kaggle's train/ folder (cat.1.jpg, dog.1.jpg...) "
+                             "or at a folder with one sub-folder per class (Cat/, Dog/)")
+        if len(files) < needed:
+            raise ParamError("split.train/validation/test",
+                             f"{needed} {class_name} needed ({counts['train']} + {counts['validation']} + "
+                             f"{counts['test']}) but {raw_dir} has {len(files)} usable "
+                             f"({skipped_summary(skipped)})",
+                             "lower the per-class counts or add images")
+
+    selections = {class_name: select(files, counts, seed) for class_name, files in usable.items()}
+    for subset in SUBSETS:
+        with atomic_path(SPLIT_DIR / subset) as tmp:
+            for class_name in CLASSES:
+                (tmp / class_name).mkdir(parents=True)
+                for path in selections[class_name][subset]:
+                    shutil.copyfile(path, tmp / class_name / path.name)
+        print(f"{subset}: " + ", ".join(f"{len(selections[c][subset])} {c}" for c in CLASSES))
 
 
 if __name__ == "__main__":

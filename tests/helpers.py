@@ -110,6 +110,7 @@ def copy_project(directory):
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copytree(REPO / "stages", directory / "stages",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(REPO / "weights", directory / "weights")  # only its .gitignore
     for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", "predict.py"):
         if (REPO / name).exists():
             shutil.copy2(REPO / name, directory / name)

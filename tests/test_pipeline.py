@@ -169,6 +169,46 @@ def test_another_conv_base_runs_end_to_end(pipeline):
     assert all(re.fullmatch(r"\S+\t(cat|dog)\t[01]\.\d{4}", line) for line in lines), lines
 
 
+def test_replacing_a_local_weights_file_reruns_extract(pipeline):
+    """A weights file in weights/ is a dependency: new weights under the same name, new features."""
+    project, _, _ = pipeline
+    weights = project / "weights" / "vgg16.weights.h5"
+
+    def write_weights(seed):
+        keras.utils.set_random_seed(seed)
+        conv_base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+        conv_base.save_weights(weights)
+
+    write_weights(1)
+    update_params(project, {"conv_base": {"weights": "weights/vgg16.weights.h5"}})
+    repro(project)
+    before = (project / "data/features/train/features.npy").read_bytes()
+    write_weights(2)
+    ran = repro(project)
+    assert {"extract@train", "extract@validation", "extract@test", "train"} <= set(ran), ran
+    assert (project / "data/features/train/features.npy").read_bytes() != before
+    update_params(project, {"conv_base": {"weights": None}})
+    weights.unlink()
+    repro(project)
+
+
+def test_a_failed_run_leaves_nothing_for_git_to_add(tmp_path):
+    """split completes, extract fails: `git add -A` must not pick up the split images."""
+    project = copy_project(tmp_path / "project")
+    make_raw(project / "data/raw", 9)
+    update_params(project, dict(TEST_PARAMS, extract={"batch_size": 4, "precision": "float8"}))
+    run(project, "git", "init", "-q")
+    dvc(project, "init", "-q")
+    result = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=subprocess_env(),
+                            text=True, capture_output=True)
+    assert result.returncode != 0 and "extract.precision" in result.stdout + result.stderr
+    assert len(list((project / "data/split/train").rglob("*.jpg"))) == 6
+    run(project, "git", "add", "-A")
+    added = run(project, "git", "diff", "--cached", "--name-only").splitlines()
+    assert added and not [name for name in added
+                          if name.endswith((".jpg", ".npy", ".keras")) or name.startswith("data/raw")], added
+
+
 def test_a_collaborator_pulls_the_results_from_a_remote(pipeline, tmp_path):
     """dvc push to a local-folder remote; git clone + dvc pull gets everything, nothing reruns."""
     project, _, _ = pipeline
@@ -188,3 +228,32 @@ def test_a_collaborator_pulls_the_results_from_a_remote(pipeline, tmp_path):
         assert (clone / name).read_bytes() == (project / name).read_bytes(), name
     lines = run(clone, sys.executable, "predict.py", "data/split/test").splitlines()
     assert len(lines) == 4
+
+
+def readme_commands(heading):
+    """The lines of the first bash block under `heading` in README.md, comments removed."""
+    text = (REPO / "README.md").read_text()
+    block = text.split(heading, 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_branch_comparison_works_as_written(tmp_path):
+    """From a fresh repository, the README's steps give a metrics diff with main's and the branch's values."""
+    project = copy_project(tmp_path / "project")
+    make_raw(project / "data/raw", 9)
+    update_params(project, TEST_PARAMS)
+    run(project, "git", "init", "-q", "-b", "main")
+    dvc(project, "init", "-q")
+    run(project, "git", "add", "-A")
+    run(project, "git", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "project")
+
+    commands = readme_commands("## Compare branches and experiments")
+    assert commands[-2].startswith("dvc metrics diff main")
+    for command in commands[:-2]:
+        run(project, "bash", "-c", command.replace("git commit", "git -c commit.gpgsign=false commit"))
+    output = run(project, "bash", "-c", commands[-2])
+    row = next(line for line in output.splitlines() if "test.loss" in line)
+    main_value, branch_value = row.split()[2:4]
+    assert main_value != "-" and branch_value != "-", output
+    assert float(main_value) >= 0 and float(branch_value) >= 0
+    assert "learning_rate: 0.0001" in run(project, "git", "show", "HEAD:params.yaml")

@@ -119,7 +119,8 @@ def test_too_few_images_is_a_clear_error_before_writing(project, layout):
         split.main()
     message = str(error.value.code)
     assert "split.train" in message and "8" in message and "6" in message
-    assert not SPLIT_DIR.exists(), "nothing may be written when the split cannot be made"
+    # Only the report, which says what was found: no subset is written when the split cannot be made.
+    assert sorted(p.name for p in SPLIT_DIR.iterdir()) == ["report.json"]
 
 
 def test_too_few_images_keeps_the_previous_split(project):
@@ -247,4 +248,21 @@ def test_a_class_without_images(project, layout):
         split.main()
     message = str(error.value.code)
     assert "split.raw_dir" in message and "dogs" in message
-    assert not SPLIT_DIR.exists()
+    assert sorted(p.name for p in SPLIT_DIR.iterdir()) == ["report.json"]
+
+
+def test_no_usable_images_says_how_many_files_were_skipped_and_why(project):
+    """A folder of kitty_1.png files: the error counts them, gives an example, and the report stays."""
+    for i in range(20):
+        save_image(project / "data/raw" / f"kitty_{i}.png", "cat", i, fmt="PNG")
+    make_raw(project / "data/raw", 8, start=100)
+    for path in (project / "data/raw").glob("cat.*.jpg"):
+        path.unlink()
+    write_params(project)
+    with pytest.raises(SystemExit) as error:
+        split.main()
+    message = str(error.value.code)
+    assert message.count("\n") == 0 and "split.raw_dir" in message and "no usable cats images" in message
+    assert "20 file(s) skipped: 20 name matches no class, e.g. data/raw/kitty_0.png" in message
+    report = json.loads(SPLIT_REPORT.read_text())
+    assert report["skipped"] == {NO_CLASS: 20} and report["usable"] == {"cats": 0, "dogs": 8}
