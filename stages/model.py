@@ -77,7 +77,7 @@ def inference_copy(head):
 
     RMSprop's state is as large as the Dense kernel itself; nothing resumes training from a file.
     """
-    return keras.Sequential(head.layers, name=head.name)
+    return keras.Sequential([keras.Input(shape=head.input_shape[1:]), *head.layers], name=head.name)
 
 
 def build_classifier(conv_base, preprocess_input, head):
