@@ -180,7 +180,7 @@ def test_replacing_a_local_weights_file_reruns_extract(pipeline):
         conv_base.save_weights(weights)
 
     write_weights(1)
-    update_params(project, {"conv_base": {"weights": "weights/vgg16.weights.h5"}})
+    update_params(project, {"conv_base": {"name": "vgg16", "weights": "weights/vgg16.weights.h5"}})
     repro(project)
     before = (project / "data/features/train/features.npy").read_bytes()
     write_weights(2)
