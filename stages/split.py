@@ -32,7 +32,7 @@ def check_params(params):
     raw_dir = section(params, "split").get("raw_dir")
     if raw_dir is None or not Path(str(raw_dir)).is_dir():
         raise ParamError("split.raw_dir", f"no folder at {str(raw_dir)!r}",
-                         "download the images (README, 'Getting the data') or point "
+                         "download the images (README, 'Set up, run, test') or point "
                          "split.raw_dir at the folder that holds them")
     counts = {subset: positive_int(params, f"split.{subset}") for subset in SUBSETS}
     return Path(str(raw_dir)), counts, integer(params, "split.seed")

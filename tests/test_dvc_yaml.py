@@ -54,5 +54,6 @@ def test_params_are_listed_key_by_key(name, stage):
 
 
 def test_no_stage_but_extract_and_train_reads_the_conv_base_module():
+    """(and check, which runs every stage's parameter checks first)"""
     readers = {name for name, stage in stage_definitions() if "stages/conv_base.py" in stage["deps"]}
-    assert readers == {"extract", "train"}
+    assert readers == {"check", "extract", "train"}

@@ -127,6 +127,28 @@ def test_conv_base_module_change_reruns_extract_and_train_only(pipeline):
     repro(project)  # back to the committed module
 
 
+def test_a_misspelt_parameter_stops_before_dvc_removes_anything(pipeline):
+    """`learnig_rate`: the check stage names it, and the last run's metrics and models stay."""
+    project, _, _ = pipeline
+    params_file = project / "params.yaml"
+    original = params_file.read_text()
+    kept = {name: (project / name).read_bytes() for name in ("metrics.json", "models/head.keras")}
+    params_file.write_text(original.replace("learning_rate:", "learnig_rate:"))
+    try:
+        result = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=subprocess_env(),
+                                text=True, capture_output=True)
+    finally:
+        params_file.write_text(original)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert ("train.learnig_rate: no stage reads this parameter. "
+            "Fix: did you mean train.learning_rate?") in output
+    assert "Running stage 'train'" not in output
+    for name, data in kept.items():
+        assert (project / name).read_bytes() == data, f"{name} was lost to a failed run"
+    assert "up to date" in dvc(project, "status")
+
+
 def test_split_test_change_reruns_split_and_test_features_only(pipeline):
     project, _, _ = pipeline
     train_files = (project / "data/features/train/files.txt").read_text()
@@ -207,6 +229,20 @@ def test_a_failed_run_leaves_nothing_for_git_to_add(tmp_path):
     added = run(project, "git", "diff", "--cached", "--name-only").splitlines()
     assert added and not [name for name in added
                           if name.endswith((".jpg", ".npy", ".keras")) or name.startswith("data/raw")], added
+
+
+def test_a_missing_raw_folder_is_reported_by_its_parameter(tmp_path):
+    """Before any data is there, the first error names split.raw_dir, not DVC's missing path."""
+    project = copy_project(tmp_path / "project")
+    update_params(project, TEST_PARAMS)
+    run(project, "git", "init", "-q")
+    dvc(project, "init", "-q")
+    result = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=subprocess_env(),
+                            text=True, capture_output=True)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "error: params.yaml split.raw_dir: no folder at 'data/raw'" in output
+    assert "No such file or directory" not in output
 
 
 def test_a_collaborator_pulls_the_results_from_a_remote(pipeline, tmp_path):

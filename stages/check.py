@@ -1,0 +1,58 @@
+"""Check params.yaml before any other stage runs: python -m stages.check
+
+DVC removes a stage's outputs before it runs the stage, so a bad parameter found by `train` costs
+the user the metrics and models of the previous run. This stage comes first in the pipeline (split
+depends on its output) and runs every stage's own parameter checks, so DVC stops here, before it
+removes anything. It also reports keys that no stage reads (a typo such as `train.learnig_rate`),
+with the closest known key, and a missing raw folder by its parameter, before DVC reports the
+missing `split` dependency by its path.
+
+Writes data/params.checked, whose content never changes: it only orders the stages.
+"""
+
+import difflib
+from pathlib import Path
+
+import yaml
+
+from stages import extract, split, train
+from stages.atomic import atomic_path
+from stages.params import ParamError, load_params
+
+DVC_FILE = Path("dvc.yaml")
+CHECKED_FILE = Path("data/params.checked")
+
+
+def known_keys(dvc_file=DVC_FILE):
+    """The "section.key" names this stage lists among its params in dvc.yaml: every stage's keys.
+
+    dvc.yaml cannot be a dependency; DVC reruns a stage whose definition changed, and a test
+    checks that this list is the union of the other stages' lists.
+    """
+    return set(yaml.safe_load(dvc_file.read_text())["stages"]["check"]["params"])
+
+
+def check_keys(params, known):
+    """Raise a ParamError for the first key of params.yaml that no stage reads."""
+    for section_name, values in params.items():
+        for key in (values or {}) if isinstance(values, dict) else [None]:
+            name = f"{section_name}.{key}" if key is not None else section_name
+            if name not in known:
+                closest = difflib.get_close_matches(name, sorted(known), n=1)
+                raise ParamError(name, "no stage reads this parameter",
+                                 f"did you mean {closest[0]}?" if closest else
+                                 f"remove it, or use one of {', '.join(sorted(known))}")
+
+
+def main():
+    params = load_params()
+    check_keys(params, known_keys())
+    for stage in (split, extract, train):
+        stage.check_params(params)
+    with atomic_path(CHECKED_FILE) as tmp:
+        tmp.write_text("params.yaml passed stages/check.py\n")
+    print("params.yaml: every key is read by a stage and every value is valid")
+
+
+if __name__ == "__main__":
+    main()
