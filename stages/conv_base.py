@@ -61,12 +61,18 @@ def build_conv_base(conv_params, precision="float32"):
     try:
         conv_base = constructor(include_top=False, weights=weights, input_shape=(size, size, 3))
     except Exception as error:
-        if weights != "imagenet":
+        if weights is None:
             raise
+        if weights == "imagenet":
+            raise ParamError("conv_base.weights",
+                             f"downloading the ImageNet weights failed ({type(error).__name__}: {error})",
+                             "set conv_base.weights to a local weights file (.h5), or to null for "
+                             "random initialisation") from error
         raise ParamError("conv_base.weights",
-                         f"downloading the ImageNet weights failed ({type(error).__name__}: {error})",
-                         "set conv_base.weights to a local weights file (.h5), or to null for "
-                         "random initialisation") from error
+                         f"{weights} does not load into {conv_params['name']} at {size}x{size} "
+                         f"({type(error).__name__}: {error})",
+                         "give a weights file of this conv base (tools/export_conv_base.py writes "
+                         "one), or change conv_base.name") from error
     finally:
         keras.config.set_dtype_policy("float32")  # the policy is global: leave it as it was
     conv_base.trainable = False

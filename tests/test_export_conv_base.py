@@ -36,7 +36,7 @@ def test_writes_weights_that_load_into_keras_applications(saved_model, tmp_path,
 def test_wrong_conv_base_name_fails_and_writes_nothing(saved_model, tmp_path):
     path, _ = saved_model
     output = tmp_path / "base.weights.h5"
-    with pytest.raises(ValueError):
+    with pytest.raises(SystemExit, match="conv_base.weights: .* does not load into vgg16"):
         export_conv_base.main([str(path), str(output), "--name", "vgg16"])
     assert list(tmp_path.iterdir()) == []
 

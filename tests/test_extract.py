@@ -217,3 +217,10 @@ def test_disk_full_while_writing_is_one_line_and_leaves_nothing(project, monkeyp
         run_extract(monkeypatch, "train")
     assert str(error.value.code).startswith("error: no space left for data/features/train: it ")
     assert not (FEATURES_DIR / "train").exists() and not (FEATURES_DIR / ".train.tmp").exists()
+
+
+def test_a_weights_file_that_does_not_fit_names_the_parameter(tmp_path):
+    broken = tmp_path / "broken.weights.h5"
+    broken.write_bytes(b"not a weights file")
+    with pytest.raises(SystemExit, match=r"conv_base\.weights: .*broken\.weights\.h5 does not load into"):
+        build_conv_base(conv_base_params(weights=str(broken)))

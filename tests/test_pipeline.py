@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import REPO, TEST_PARAMS, copy_project, make_raw, subprocess_env, update_params
+from helpers import REPO, TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, update_params
 
 pytestmark = pytest.mark.e2e
 
@@ -127,13 +127,21 @@ def test_conv_base_module_change_reruns_extract_and_train_only(pipeline):
     repro(project)  # back to the committed module
 
 
-def test_a_misspelt_parameter_stops_before_dvc_removes_anything(pipeline):
-    """`learnig_rate`: the check stage names it, and the last run's metrics and models stay."""
+@pytest.mark.parametrize("edit, message", [
+    # The key renamed: DVC finds train.learning_rate missing when it reaches check, the first stage.
+    (lambda text: text.replace("learning_rate:", "learnig_rate:"),
+     "Parameters 'train.learning_rate' are missing from 'params.yaml'"),
+    # A misspelt copy beside the real key: check names it.
+    (lambda text: text.replace("  learning_rate:", "  learnig_rate: 0.1\n  learning_rate:"),
+     "train.learnig_rate: no stage reads this parameter. Fix: did you mean train.learning_rate?"),
+])
+def test_a_misspelt_parameter_stops_before_dvc_removes_anything(pipeline, edit, message):
+    """The last run's metrics and models stay when a parameter name is wrong."""
     project, _, _ = pipeline
     params_file = project / "params.yaml"
     original = params_file.read_text()
     kept = {name: (project / name).read_bytes() for name in ("metrics.json", "models/head.keras")}
-    params_file.write_text(original.replace("learning_rate:", "learnig_rate:"))
+    params_file.write_text(edit(original))
     try:
         result = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=subprocess_env(),
                                 text=True, capture_output=True)
@@ -141,12 +149,11 @@ def test_a_misspelt_parameter_stops_before_dvc_removes_anything(pipeline):
         params_file.write_text(original)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert ("train.learnig_rate: no stage reads this parameter. "
-            "Fix: did you mean train.learning_rate?") in output
-    assert "Running stage 'train'" not in output
+    assert message in output
+    assert "Running stage 'split'" not in output and "Running stage 'train'" not in output
     for name, data in kept.items():
         assert (project / name).read_bytes() == data, f"{name} was lost to a failed run"
-    assert "up to date" in dvc(project, "status")
+    assert repro(project) in ([], ["check"])  # only check's constant stamp to rewrite
 
 
 def test_split_test_change_reruns_split_and_test_features_only(pipeline):
@@ -218,12 +225,14 @@ def test_a_failed_run_leaves_nothing_for_git_to_add(tmp_path):
     """split completes, extract fails: `git add -A` must not pick up the split images."""
     project = copy_project(tmp_path / "project")
     make_raw(project / "data/raw", 9)
-    update_params(project, dict(TEST_PARAMS, extract={"batch_size": 4, "precision": "float8"}))
+    (project / "weights/broken.weights.h5").write_bytes(b"not a weights file")  # check: it exists
+    update_params(project, merged(TEST_PARAMS, {"conv_base": {"weights": "weights/broken.weights.h5"}}))
     run(project, "git", "init", "-q")
     dvc(project, "init", "-q")
     result = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=subprocess_env(),
                             text=True, capture_output=True)
-    assert result.returncode != 0 and "extract.precision" in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "conv_base.weights: weights/broken.weights.h5 does not load" in output
     assert len(list((project / "data/split/train").rglob("*.jpg"))) == 6
     run(project, "git", "add", "-A")
     added = run(project, "git", "diff", "--cached", "--name-only").splitlines()
