@@ -47,7 +47,8 @@ def test_code_deps_are_the_modules_the_stage_imports(name, stage):
                                   f"not imported {names(declared - expected)}")
 
 
-@pytest.mark.parametrize("name, stage", list(stage_definitions()))
+@pytest.mark.parametrize("name, stage", [(name, stage) for name, stage in stage_definitions()
+                                         if name != "check"])  # check reads the whole file
 def test_params_are_listed_key_by_key(name, stage):
     for param in stage.get("params", []):
         assert isinstance(param, str) and param.count(".") == 1, f"{name}: {param}"
