@@ -127,15 +127,11 @@ def test_conv_base_module_change_reruns_extract_and_train_only(pipeline):
     repro(project)  # back to the committed module
 
 
-@pytest.mark.parametrize("edit, message", [
-    # The key renamed: DVC finds train.learning_rate missing when it reaches check, the first stage.
-    (lambda text: text.replace("learning_rate:", "learnig_rate:"),
-     "Parameters 'train.learning_rate' are missing from 'params.yaml'"),
-    # A misspelt copy beside the real key: check names it.
-    (lambda text: text.replace("  learning_rate:", "  learnig_rate: 0.1\n  learning_rate:"),
-     "train.learnig_rate: no stage reads this parameter. Fix: did you mean train.learning_rate?"),
+@pytest.mark.parametrize("edit", [
+    lambda text: text.replace("learning_rate:", "learnig_rate:"),  # the key renamed
+    lambda text: text.replace("  learning_rate:", "  learnig_rate: 0.1\n  learning_rate:"),  # a copy too
 ])
-def test_a_misspelt_parameter_stops_before_dvc_removes_anything(pipeline, edit, message):
+def test_a_misspelt_parameter_stops_before_dvc_removes_anything(pipeline, edit):
     """The last run's metrics and models stay when a parameter name is wrong."""
     project, _, _ = pipeline
     params_file = project / "params.yaml"
@@ -149,7 +145,8 @@ def test_a_misspelt_parameter_stops_before_dvc_removes_anything(pipeline, edit, 
         params_file.write_text(original)
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert message in output
+    assert ("train.learnig_rate: no stage reads this parameter. "
+            "Fix: did you mean train.learning_rate?") in output
     assert "Running stage 'split'" not in output and "Running stage 'train'" not in output
     for name, data in kept.items():
         assert (project / name).read_bytes() == data, f"{name} was lost to a failed run"
