@@ -9,7 +9,28 @@ built only of stock Keras layers, so `keras.models.load_model` opens it without 
 
 import numpy as np
 
-from stages.runtime import keras
+from stages.runtime import keras, tf
+
+
+class RMSprop(keras.optimizers.RMSprop):
+    """Keras's RMSprop (no momentum, not centered) with its update compiled by XLA into one loop.
+
+    A step of the head is memory-bound: its cost is the passes over the Dense kernel. Keras runs
+    the update as five separate TensorFlow ops (a pass each, over arrays as large as the kernel);
+    XLA fuses them into one pass that reads gradient, velocity and kernel and writes velocity and
+    kernel. The rest of the step stays with TensorFlow, whose oneDNN matrix products use both cores
+    where XLA's CPU code uses one. bench/train.py compares the three.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        velocity = self._velocities[self._get_variable_index(variable)]
+        self._fused_update(gradient, variable, velocity.value, tf.cast(learning_rate, variable.dtype))
+
+    @tf.function(jit_compile=True)
+    def _fused_update(self, gradient, variable, velocity, learning_rate):
+        # The same arithmetic as keras.optimizers.RMSprop.update_step.
+        velocity.assign(self.rho * velocity + (1 - self.rho) * tf.square(gradient))
+        variable.assign_sub(learning_rate * gradient / tf.sqrt(velocity + self.epsilon))
 
 
 def build_head(feature_shape, units, dropout, learning_rate):
@@ -21,10 +42,10 @@ def build_head(feature_shape, units, dropout, learning_rate):
         keras.layers.Dropout(dropout),
         keras.layers.Dense(1, activation="sigmoid"),
     ], name="head")
-    # jit_compile: XLA fuses RMSprop's update into one pass over the Dense layer's weights, which
-    # is what a step costs (memory traffic, not arithmetic); bench/train.py measures it.
-    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
-                  loss="binary_crossentropy", metrics=["accuracy"], jit_compile=True)
+    # jit_compile=False: only the optimizer's update is compiled (see RMSprop above); Keras would
+    # otherwise compile the whole step, products included, with XLA.
+    model.compile(optimizer=RMSprop(learning_rate=learning_rate), loss="binary_crossentropy",
+                  metrics=["accuracy"], jit_compile=False)
     return model
 
 

@@ -70,3 +70,27 @@ def test_classifier_matches_the_pipeline(name, image_files, tmp_path):
         # A plain call, as a user would make it: it must not be in training mode (Dropout).
         actual = [float(model(image)[0, 0]) for image in raw]
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_rmsprop_updates_as_keras_rmsprop():
+    """The head's RMSprop (update compiled by XLA) steps the weights exactly as Keras's does."""
+    import keras
+
+    from stages.model import RMSprop
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(0, 1, (64, 10)).astype(np.float32)
+    y = (x[:, :1] > 0).astype(np.float32)
+    weights = {}
+    for optimizer in (keras.optimizers.RMSprop(learning_rate=1e-2), RMSprop(learning_rate=1e-2)):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((10,)), keras.layers.Dense(8, activation="relu"),
+                                  keras.layers.Dense(1, activation="sigmoid")])
+        model.compile(optimizer=optimizer, loss="binary_crossentropy", jit_compile=False)
+        before = model.get_weights()
+        model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
+        weights[type(optimizer)] = model.get_weights()
+    keras_weights, fused_weights = weights.values()
+    for start, expected, actual in zip(before, keras_weights, fused_weights, strict=True):
+        assert np.abs(expected - start).max() > 1e-3  # the weights moved, so the check means something
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
