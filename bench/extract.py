@@ -1,15 +1,20 @@
-"""Benchmark: the original recipe's extraction loop against this project's `extract`, side by side.
+"""Benchmark: the recipe's extraction loop against `extract` on each engine and precision, side by side.
 
-    python bench/extract.py ../shared/datasets/dogs-vs-cats/train --images 400
+    python bench/extract.py PHOTOS --name mobilenet_v2 --size 160 --weights WEIGHTS.h5 --images 1000
+    python bench/extract.py PHOTOS --name vgg16 --size 150 --images 1000     # random VGG16
 
-(a) original: a Python generator decodes and resizes each batch of 20 with Pillow (nearest, as
-    Keras' load_img did), scales it, and calls conv_base.predict per batch, in float32;
-(b) project: stages/extract.py's own code path (tf.data pipeline, compiled conv base) at the
-    extract.* and conv_base.* params of params.yaml (weights overridable with --weights).
-
-Each runs in its own process, so peak memory (max RSS) is its own. Prints images/s, the ratio,
-peak memory, the largest feature difference, and the test accuracy of the same head trained on
-each feature set (first half of each class to train, second half to test).
+On the same photos (half per class), each in its own process, so that peak memory is its own:
+  original   a Python generator decodes and resizes each batch of 20 with Pillow (nearest, as
+             Keras' load_img did) and calls conv_base.predict per batch, in float32 (Keras);
+  ENGINE/PRECISION   stages/extract.py's code path (tf.data decoding, stages/engines.py) at batch
+             --batch-size; int8 first quantises the conv base as stages/quantize.py does, on
+             --calibration images of the first half (not timed).
+Speed is marginal images/s between the first 100 images and all of them, whole pipeline (decoding
+included), and the ratio to the original loop. Parity, against keras/float32's features: the
+largest and the mean feature difference (relative to the largest feature), and the test accuracy of the
+project's head (train.* params) trained on the first half of each class and tested on the second,
+both ways: the head trained on keras/float32 features scored on each run's features ("f32 head"),
+and a head trained on each run's own features ("own head").
 """
 
 import argparse
@@ -29,6 +34,9 @@ from stages.labels import CLASSES  # noqa: E402
 from stages.params import load_params  # noqa: E402
 
 ORIGINAL_BATCH = 20
+WARM_UP_IMAGES = 100  # speed is measured after these (start-up, compilation, first batches)
+RUNS = ["original", "keras/float32", "keras/bfloat16", "openvino/float32", "openvino/bfloat16",
+        "openvino/int8"]
 
 
 def pick_images(image_dir, count):
@@ -47,118 +55,185 @@ def pick_images(image_dir, count):
     return files, np.array(labels)
 
 
-def run_original(conv_base, preprocess, files, size, out_file):
+def first_half(labels):
+    """A mask of the first half of each class: the head's training images (and calibration's)."""
+    half = np.zeros(len(labels), bool)
+    for label in (0, 1):
+        indices = np.flatnonzero(labels == label)
+        half[indices[:len(indices) // 2]] = True
+    return half
+
+
+class Timed:
+    """Wraps an engine: remembers when each batch finished, to compute marginal images/s."""
+
+    def __init__(self, run):
+        self.run, self.done, self.times = run, 0, []
+
+    def __call__(self, images):
+        features = self.run(images)
+        self.done += len(features)
+        self.times.append((self.done, time.perf_counter()))
+        return features
+
+
+def marginal_rate(times):
+    """Images per second after the first WARM_UP_IMAGES, from (images done, time) pairs."""
+    start_done, start = next((done, t) for done, t in times if done >= WARM_UP_IMAGES)
+    end_done, end = times[-1]
+    return (end_done - start_done) / (end - start)
+
+
+def run_original(conv_params, files, out_file):
     """The recipe's loop: generator of decoded batches, one predict() call per batch of 20."""
     from PIL import Image
+
+    from stages.conv_base import build_conv_base
+
+    conv_base, preprocess = build_conv_base(conv_params, "float32")
+    size = conv_params["input_size"]
 
     def batches():
         for start in range(0, len(files), ORIGINAL_BATCH):
             images = [np.asarray(Image.open(f).convert("RGB").resize((size, size), Image.NEAREST),
                                  dtype=np.float32) for f in files[start:start + ORIGINAL_BATCH]]
             # The original rescales by 1/255; the conv base's own preprocessing costs the same and
-            # keeps the features comparable with (b).
+            # keeps the features comparable with the others.
             yield preprocess(np.stack(images))
 
-    features = np.concatenate([conv_base.predict(batch, verbose=0) for batch in batches()])
-    np.save(out_file, features)
+    times, features = [], []
+    for batch in batches():
+        features.append(conv_base.predict(batch, verbose=0))
+        times.append((sum(len(f) for f in features), time.perf_counter()))
+    np.save(out_file, np.concatenate(features))
+    return times
 
 
-def run_project(conv_base, preprocess, files, size, out_file, batch_size):
-    """stages/extract.py's code path, unchanged."""
+def run_project(conv_params, engine, precision, files, labels, out_file, batch_size, calibration):
+    """stages/extract.py's code path, unchanged, on one engine and precision."""
+    from stages.engines import load_engine
     from stages.extract import extract_features, image_dataset
 
-    extract_features(conv_base, image_dataset(files, size, preprocess, batch_size), len(files), out_file)
+    quantized_model = None
+    if precision == "int8":
+        from stages.conv_base import build_conv_base
+        from stages.engines import openvino_model, quantize, save_openvino
+        from stages.quantize import calibration_files
+
+        conv_base, preprocess = build_conv_base(conv_params, "float32")
+        train_files = [f for f, first in zip(files, first_half(labels), strict=True) if first]
+        chosen = calibration_files(train_files, calibration)
+        images = image_dataset(chosen, conv_params["input_size"], preprocess, 1)
+        quantized_model = Path(out_file).with_suffix(".xml")
+        save_openvino(quantize(openvino_model(conv_base), images, len(chosen)), quantized_model)
+    run, preprocess, shape, note = load_engine(conv_params, engine, precision, quantized_model)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    timed = Timed(run)
+    dataset = image_dataset(files, conv_params["input_size"], preprocess, batch_size)
+    extract_features(timed, shape, dataset, len(files), out_file)
+    return timed.times
 
 
 def child(args):
     """Run one approach in this process and print its figures as JSON."""
-    from stages.conv_base import build_conv_base
-
-    params = load_params()
-    conv_params = dict(params["conv_base"], weights=args.weights)
-    precision = "float32" if args.run == "original" else args.precision
-    conv_base, preprocess = build_conv_base(conv_params, precision)
-    files, _ = pick_images(args.image_dir, args.images)
-    size = conv_params["input_size"]
-    start = time.perf_counter()
+    conv_params = conv_base_params(args)
+    files, labels = pick_images(args.image_dir, args.images)
     if args.run == "original":
-        run_original(conv_base, preprocess, files, size, args.out)
+        times = run_original(conv_params, files, args.out)
     else:
-        run_project(conv_base, preprocess, files, size, args.out, args.batch_size)
-    seconds = time.perf_counter() - start
-    print(json.dumps({"images": len(files), "seconds": seconds, "images_per_s": len(files) / seconds,
+        engine, precision = args.run.split("/")
+        times = run_project(conv_params, engine, precision, files, labels, args.out, args.batch_size,
+                            args.calibration)
+    print(json.dumps({"images": len(files), "images_per_s": marginal_rate(times),
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def head_accuracy(features, labels, seed=0):
-    """Test accuracy of the project's head trained on the first half of each class."""
+def conv_base_params(args):
+    """params.yaml's conv_base section, with what the command line overrides."""
+    conv_params = dict(load_params()["conv_base"])
+    for key in ("name", "weights"):
+        if getattr(args, key) is not None:
+            conv_params[key] = getattr(args, key)
+    if args.size:
+        conv_params["input_size"] = args.size
+    if conv_params["weights"] in ("null", "none", "random"):
+        conv_params["weights"] = None
+    return conv_params
+
+
+def train_head(features, labels):
+    """The project's head (train.* params), trained on (features, labels)."""
     from stages.model import build_head
     from stages.runtime import seed_everything
 
     train_params = load_params()["train"]
-    seed_everything(seed)
-    half = np.zeros(len(labels), bool)
-    for label in (0, 1):
-        idx = np.flatnonzero(labels == label)
-        half[idx[:len(idx) // 2]] = True
+    seed_everything(train_params["seed"])
     model = build_head(features.shape[1:], train_params["units"], train_params["dropout"],
                        train_params["learning_rate"])
-    model.fit(features[half], labels[half], epochs=train_params["epochs"],
-              batch_size=train_params["batch_size"], verbose=0)
-    return model.evaluate(features[~half], labels[~half], verbose=0)[1]
+    model.fit(features, labels, epochs=train_params["epochs"], batch_size=train_params["batch_size"],
+              verbose=0)
+    return model
 
 
 def main():
-    extract_params = load_params()["extract"]
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("image_dir",
                         help="folder of images in either raw layout (Kaggle's train/, or Cat/ Dog/)")
-    parser.add_argument("--images", type=int, default=400,
-                        help="how many images, half per class (default 400)")
-    parser.add_argument("--weights", default=None,
-                        help="conv base weights: imagenet, a weights file, or omitted for random init")
-    parser.add_argument("--precision", default=extract_params["precision"],
-                        help="precision for (b) (default: extract.precision)")
-    parser.add_argument("--batch-size", type=int, default=extract_params["batch_size"],
-                        help="batch size for (b) (default: extract.batch_size)")
-    parser.add_argument("--skip-original", action="store_true", help="time (b) only")
-    parser.add_argument("--run", choices=["original", "project"], help=argparse.SUPPRESS)
+    parser.add_argument("--images", type=int, default=1000,
+                        help="how many images, half per class (default 1000)")
+    parser.add_argument("--name", help="conv base (default: conv_base.name)")
+    parser.add_argument("--size", type=int, help="input size (default: conv_base.input_size)")
+    parser.add_argument("--weights",
+                        help="imagenet, a weights file, or null for random (default: conv_base.weights)")
+    parser.add_argument("--batch-size", type=int, default=load_params()["extract"]["batch_size"],
+                        help="batch size of the project's runs (default: extract.batch_size)")
+    parser.add_argument("--calibration", type=int, default=load_params()["quantize"]["images"],
+                        help="int8 calibration images (default: quantize.images)")
+    parser.add_argument("--runs", default=",".join(RUNS),
+                        help=f"comma-separated, from {','.join(RUNS)} (default: all)")
+    parser.add_argument("--run", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
         return child(args)
 
+    runs = args.runs.split(",")
+    if "keras/float32" not in runs:
+        runs.insert(0, "keras/float32")  # the reference for parity
     results, features = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        for run in (["project"] if args.skip_original else ["original", "project"]):
-            out = Path(tmp) / f"{run}.npy"
-            command = [sys.executable, __file__, args.image_dir, "--images", str(args.images),
-                       "--precision", args.precision, "--batch-size", str(args.batch_size),
-                       "--run", run, "--out", str(out)]
-            if args.weights:
-                command += ["--weights", args.weights]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            results[run] = json.loads(output.strip().splitlines()[-1])
+        for run in runs:
+            out = Path(tmp) / f"{run.replace('/', '_')}.npy"
+            command = [sys.executable, __file__, *sys.argv[1:], "--run", run, "--out", str(out)]
+            completed = subprocess.run(command, capture_output=True, text=True)
+            if completed.returncode:
+                print(f"{run}: failed\n{completed.stderr[-2000:]}", file=sys.stderr)
+                continue
+            results[run] = json.loads(completed.stdout.strip().splitlines()[-1])
             features[run] = np.load(out)
+            print(f"{run}: {results[run]['images_per_s']:.1f} images/s", file=sys.stderr, flush=True)
 
     _, labels = pick_images(args.image_dir, args.images)
-    print(f"{results['project']['images']} images from {args.image_dir}, conv base weights: "
-          f"{args.weights or 'random (seeded)'}, {os.cpu_count()} CPUs")
-    print(f"{'':<12}{'images/s':>10}{'seconds':>10}{'peak MiB':>10}{'test acc':>10}")
-    names = {"original": "(a) original", "project": "(b) project"}
+    half = first_half(labels)
+    reference = features["keras/float32"]
+    reference_head = train_head(reference[half], labels[half])
+    conv_params = conv_base_params(args)
+    print(f"{len(labels)} images from {args.image_dir}; {conv_params['name']} at "
+          f"{conv_params['input_size']}, weights {conv_params['weights'] or 'random (seeded)'}; "
+          f"{os.cpu_count()} CPUs; marginal images/s after the first {WARM_UP_IMAGES}")
+    print(f"{'run':<20}{'images/s':>9}{'ratio':>7}{'peak MiB':>9}{'max diff':>9}{'mean diff':>10}"
+          f"{'f32 head':>9}{'own head':>9}")
+    original_rate = results.get("original", {}).get("images_per_s")
     for run, result in results.items():
-        accuracy = head_accuracy(features[run], labels)
-        print(f"{names[run]:<12}{result['images_per_s']:>10.1f}{result['seconds']:>10.1f}"
-              f"{result['peak_rss_mib']:>10.0f}{accuracy:>10.3f}")
-    print(f"(b) settings: precision {args.precision}, batch {args.batch_size}")
-    if "original" in results:
-        difference = np.abs(features["project"] - features["original"])
-        scale = np.abs(features["original"]).max()
-        speed_up = results["project"]["images_per_s"] / results["original"]["images_per_s"]
-        print(f"speed-up (b)/(a): {speed_up:.2f}x")
-        print(f"feature difference: max abs {difference.max():.4g} ({difference.max() / scale:.2%} of the "
-              f"largest feature), mean abs {difference.mean():.4g}")
+        difference = np.abs(features[run] - reference) / np.abs(reference).max()
+        scored = reference_head.evaluate(features[run][~half], labels[~half], verbose=0)[1]
+        own = train_head(features[run][half], labels[half]).evaluate(
+            features[run][~half], labels[~half], verbose=0)[1]
+        ratio = f"{result['images_per_s'] / original_rate:.2f}" if original_rate else "-"
+        print(f"{run:<20}{result['images_per_s']:>9.1f}{ratio:>7}{result['peak_rss_mib']:>9.0f}"
+              f"{difference.max():>9.4f}{difference.mean():>10.5f}{scored:>9.3f}{own:>9.3f}")
 
 
 if __name__ == "__main__":

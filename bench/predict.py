@@ -22,6 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import predict  # noqa: E402
 from stages.conv_base import build_conv_base  # noqa: E402
+from stages.engines import keras_engine  # noqa: E402
 from stages.extract import extract_features, image_dataset  # noqa: E402
 from stages.images import read_image  # noqa: E402
 from stages.model import build_classifier, build_head  # noqa: E402
@@ -63,7 +64,8 @@ def main():
 
     def extract(paths):
         dataset = image_dataset(paths, args.size, preprocess_input, predict.BATCH_SIZE)
-        extract_features(conv_base, dataset, len(paths), "/dev/null")
+        extract_features(keras_engine(conv_base), conv_base.output_shape[1:], dataset, len(paths),
+                         "/dev/null")
 
     speed_a, probabilities_a = timed(one_call_per_image, files)
     speed_b, probabilities_b = timed(batched, files)

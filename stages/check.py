@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from stages import extract, split, train
+from stages import extract, quantize, split, train
 from stages.atomic import atomic_path
 from stages.params import ParamError, load_params
 
@@ -50,7 +50,7 @@ def check_keys(params, known):
 def main():
     params = load_params()
     check_keys(params, known_keys())
-    for stage in (split, extract, train):
+    for stage in (split, quantize, extract, train):
         stage.check_params(params)
     with atomic_path(CHECKED_FILE) as tmp:
         tmp.write_text("params.yaml passed stages/check.py\n")

@@ -5,7 +5,10 @@ from pathlib import Path
 from stages.params import ParamError, one_of, positive_int, section
 from stages.runtime import keras
 
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("float32", "bfloat16", "float16", "int8")
+RENAMED_PRECISIONS = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}  # before the engines
+# The Keras dtype policy of each precision the Keras engine runs (int8 is OpenVINO's alone).
+KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
 def conv_base_module(name):
@@ -40,23 +43,29 @@ def check_conv_base(params):
 
 
 def check_precision(params):
-    """extract.precision, checked."""
+    """extract.precision, checked (the engine-specific combinations: stages/engines.py)."""
+    precision = section(params, "extract").get("precision")
+    if precision in RENAMED_PRECISIONS:
+        raise ParamError("extract.precision", f"{precision} is now called {RENAMED_PRECISIONS[precision]}",
+                         f"set extract.precision: {RENAMED_PRECISIONS[precision]}")
     return one_of(params, "extract.precision", PRECISIONS)
 
 
 def build_conv_base(conv_params, precision="float32"):
-    """Build the frozen conv base described by the conv_base params, under a dtype policy.
+    """Build the frozen Keras conv base described by the conv_base params, in a Keras precision.
 
-    `weights: null` gives a random but seeded initialisation (conv_base.seed), for machines that
-    cannot download the ImageNet weights.
+    `precision` is float32, bfloat16 or float16 (Keras's mixed_* dtype policies). `weights: null`
+    gives a random but seeded initialisation (conv_base.seed), for machines that cannot download
+    the ImageNet weights.
     """
-    params = {"conv_base": conv_params, "extract": {"precision": precision}}
-    check_conv_base(params)
-    check_precision(params)
+    check_conv_base({"conv_base": conv_params})
+    if precision not in KERAS_POLICIES:
+        raise ParamError("extract.precision", f"{precision!r} is not a precision of the Keras engine",
+                         f"use one of {', '.join(KERAS_POLICIES)}, or extract.engine: openvino for int8")
     module, constructor = conv_base_module(conv_params["name"])
     size = conv_params["input_size"]
     weights = conv_params.get("weights")
-    keras.config.set_dtype_policy(precision)
+    keras.config.set_dtype_policy(KERAS_POLICIES[precision])
     keras.utils.set_random_seed(conv_params.get("seed", 0))
     try:
         conv_base = constructor(include_top=False, weights=weights, input_shape=(size, size, 3))

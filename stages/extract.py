@@ -1,6 +1,7 @@
 """Extract conv-base features for one subset: python -m stages.extract {train,validation,test}
 
-Runs the frozen conv base (conv_base.name, VGG16 by default) over data/split/<subset>/ and writes
+Runs the frozen conv base (conv_base.name, VGG16 by default) over data/split/<subset>/, on the
+engine and in the precision of extract.engine and extract.precision (stages/engines.py), and writes
 data/features/<subset>/ with
   features.npy  (N, 4, 4, 512) float32 for VGG16 at 150x150
   labels.npy    (N,) 0 = cat, 1 = dog
@@ -16,7 +17,8 @@ import time
 import numpy as np
 
 from stages.atomic import atomic_path, ensure_free_space
-from stages.conv_base import build_conv_base, check_conv_base, check_precision
+from stages.conv_base import check_conv_base
+from stages.engines import check_engine, load_engine
 from stages.images import list_images, load_image
 from stages.layout import FEATURES_DIR, SPLIT_DIR, SUBSETS
 from stages.params import load_params, positive_int
@@ -24,9 +26,9 @@ from stages.runtime import keras, tf
 
 
 def check_params(params):
-    """The parameters extract reads, checked: (conv_base section, batch size, precision)."""
+    """The parameters extract reads, checked: (conv_base section, batch size, (engine, precision))."""
     return (check_conv_base(params), positive_int(params, "extract.batch_size"),
-            check_precision(params))
+            check_engine(params))
 
 
 def image_dataset(files, size, preprocess, batch_size):
@@ -38,20 +40,19 @@ def image_dataset(files, size, preprocess, batch_size):
             .prefetch(tf.data.AUTOTUNE))
 
 
-def extract_features(conv_base, dataset, count, out_file):
-    """Run `conv_base` over `dataset`, writing `count` rows of float32 features to out_file (.npy).
+def extract_features(run, feature_shape, dataset, count, out_file):
+    """Run the engine `run` over `dataset`, writing `count` rows of features to out_file (.npy).
 
     Each batch is appended to the file as it comes, so memory holds one batch, however many images.
     """
-    run = tf.function(lambda images: tf.cast(conv_base(images, training=False), tf.float32))
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
-              "shape": (count, *conv_base.output_shape[1:])}
+              "shape": (count, *feature_shape)}
     progress = keras.utils.Progbar(count, unit_name="image")
     done = 0
     with open(out_file, "wb") as f:
         np.lib.format.write_array_header_1_0(f, header)
         for images in dataset:
-            batch = run(images).numpy()
+            batch = run(images).astype(np.float32, copy=False)
             f.write(batch.tobytes())
             done += len(batch)
             progress.update(done)
@@ -63,20 +64,22 @@ def main():
     subset = sys.argv[1] if len(sys.argv) > 1 else ""
     if subset not in SUBSETS:
         sys.exit(f"usage: python -m stages.extract {{{','.join(SUBSETS)}}}")
-    conv_params, batch_size, precision = check_params(load_params())
-    conv_base, preprocess = build_conv_base(conv_params, precision)
+    conv_params, batch_size, (engine, precision) = check_params(load_params())
+    run, preprocess, feature_shape, note = load_engine(conv_params, engine, precision)
+    if note:
+        print(f"note: {note}")
 
     files, labels = list_images(SPLIT_DIR / subset)
     dataset = image_dataset(files, conv_params["input_size"], preprocess, batch_size)
-    print(f"{subset}: {len(files)} images through {conv_base.name} "
-          f"({precision}, batch {batch_size})")
+    print(f"{subset}: {len(files)} images through {conv_params['name']} "
+          f"({engine}, {precision}, batch {batch_size})")
 
-    feature_bytes = 4 * int(np.prod(conv_base.output_shape[1:]))  # float32
+    feature_bytes = 4 * int(np.prod(feature_shape))  # float32
     ensure_free_space(FEATURES_DIR, len(files) * feature_bytes)
     start = time.perf_counter()
     with atomic_path(FEATURES_DIR / subset) as tmp:
         tmp.mkdir()
-        extract_features(conv_base, dataset, len(files), tmp / "features.npy")
+        extract_features(run, feature_shape, dataset, len(files), tmp / "features.npy")
         np.save(tmp / "labels.npy", np.array(labels, dtype=np.float32))
         (tmp / "files.txt").write_text("".join(f"{f.relative_to(SPLIT_DIR)}\n" for f in files))
     seconds = time.perf_counter() - start

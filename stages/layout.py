@@ -10,6 +10,7 @@ SUBSETS = ("train", "validation", "test")
 
 SPLIT_DIR = Path("data/split")                    # split: <subset>/<class>/<image>
 SPLIT_REPORT = SPLIT_DIR / "report.json"          # split: skipped files and why
+QUANTIZED_DIR = Path("models/conv_base_int8")     # quantize: the int8 conv base, for extract
 FEATURES_DIR = Path("data/features")              # extract: <subset>/{features,labels}.npy, files.txt
 
 HEAD_FILE = Path("models/head.keras")             # train: the head alone, on features

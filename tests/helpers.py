@@ -34,7 +34,8 @@ needs_shared = pytest.mark.skipif(
 TEST_PARAMS = {
     "split": {"raw_dir": "data/raw", "train": 3, "validation": 2, "test": 2, "seed": 42},
     "conv_base": {"name": "vgg16", "weights": None, "input_size": 32, "seed": 0},
-    "extract": {"batch_size": 4, "precision": "float32"},
+    "extract": {"engine": "keras", "precision": "float32", "batch_size": 4},
+    "quantize": {"images": 4},
     "train": {"units": 16, "dropout": 0.5, "learning_rate": 1.0e-3, "epochs": 2,
               "batch_size": 4, "seed": 42},
 }

@@ -54,7 +54,14 @@ def test_params_are_listed_key_by_key(name, stage):
         assert isinstance(param, str) and param.count(".") == 1, f"{name}: {param}"
 
 
-def test_no_stage_but_extract_and_train_reads_the_conv_base_module():
-    """(and check, which runs every stage's parameter checks first)"""
+def test_only_the_stages_that_build_the_conv_base_read_its_module():
+    """(and check, which runs every stage's parameter checks first): a change there reruns no split"""
     readers = {name for name, stage in stage_definitions() if "stages/conv_base.py" in stage["deps"]}
-    assert readers == {"check", "extract", "train"}
+    assert readers == {"check", "quantize", "extract", "train"}
+
+
+def test_quantize_reads_train_images_only():
+    """Calibration never sees the test images: changing split.test cannot rerun quantize."""
+    quantize = dict(stage_definitions())["quantize"]
+    assert [dep for dep in quantize["deps"] if dep.startswith("data/")] == ["data/split/train"]
+    assert not any(param.startswith("split.") for param in quantize["params"])

@@ -19,7 +19,7 @@ from helpers import REPO, TEST_PARAMS, copy_project, make_raw, merged, subproces
 
 pytestmark = pytest.mark.e2e
 
-UPSTREAM = {"split", "extract@train", "extract@validation", "extract@test"}
+UPSTREAM = {"split", "quantize", "extract@train", "extract@validation", "extract@test"}
 
 
 def run(project, *command):
@@ -162,6 +162,34 @@ def test_split_test_change_reruns_split_and_test_features_only(pipeline):
     assert "extract@train" not in ran and "extract@validation" not in ran, ran
     assert (project / "data/features/train/files.txt").read_text() == train_files
     assert np.load(project / "data/features/test/features.npy").shape == (6, 1, 1, 512)
+
+
+def test_int8_on_openvino_quantises_once_and_only_from_train_images(pipeline):
+    """The quantize stage writes the int8 conv base that every extract reads; test images change nothing."""
+    project, _, _ = pipeline
+    update_params(project, {"extract": {"engine": "openvino", "precision": "int8"}})
+    ran = repro(project)
+    assert {"quantize", "extract@train", "extract@validation", "extract@test", "train"} <= set(ran), ran
+    assert "split" not in ran
+    assert {path.name for path in (project / "models/conv_base_int8").iterdir()} == {
+        "conv_base.xml", "conv_base.bin"}
+    assert np.load(project / "data/features/test/features.npy").shape == (4, 1, 1, 512)
+    assert {"loss", "accuracy", "roc_auc"} <= set(json.loads((project / "metrics.json").read_text())["test"])
+
+    update_params(project, {"split": {"test": 3}})
+    ran = repro(project)
+    assert "extract@test" in ran
+    assert not {"quantize", "extract@train", "extract@validation"} & set(ran), ran
+
+    # Back to float32: quantize writes its note, and bfloat16 then reruns extract but not through it.
+    update_params(project, {"split": TEST_PARAMS["split"], "extract": {"precision": "float32"}})
+    assert "quantize" in repro(project)
+    note = (project / "models/conv_base_int8/not_used.txt").read_bytes()
+    update_params(project, {"extract": {"precision": "bfloat16"}})
+    ran = repro(project)
+    assert "extract@train" in ran and (project / "models/conv_base_int8/not_used.txt").read_bytes() == note
+    update_params(project, {"extract": TEST_PARAMS["extract"]})
+    repro(project)
 
 
 def test_forced_repro_is_byte_identical(pipeline):

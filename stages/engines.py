@@ -1,0 +1,141 @@
+"""The engines that run the conv base for `extract`: Keras (TensorFlow) or OpenVINO (CPU only).
+
+extract.engine picks the engine and extract.precision its arithmetic:
+
+    precision   keras                          openvino
+    float32     yes                            yes (converted from the Keras conv base)
+    bfloat16    mixed_bfloat16 dtype policy    bf16 inference precision (AVX-512 BF16 or AMX CPUs)
+    float16     mixed_float16 (for GPUs)       -
+    int8        -                              the conv base quantised by stages/quantize.py
+
+Either way an engine is a function from a batch of preprocessed images (a tensor or an array) to
+its features (an array).
+"""
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from stages.conv_base import build_conv_base, check_precision, conv_base_module
+from stages.layout import QUANTIZED_DIR
+from stages.params import ParamError, one_of
+from stages.runtime import tf
+
+ENGINES = ("keras", "openvino")
+OPENVINO_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}  # int8: f32 between int8 ops
+QUANTIZED_MODEL = QUANTIZED_DIR / "conv_base.xml"  # and its weights, conv_base.bin: stages/quantize.py
+
+
+def check_engine(params):
+    """(extract.engine, extract.precision), checked as a combination that can run."""
+    engine = one_of(params, "extract.engine", ENGINES)
+    precision = check_precision(params)
+    if engine == "keras" and precision == "int8":
+        raise ParamError("extract.precision", "int8 runs on the OpenVINO engine only",
+                         "set extract.engine: openvino, or a float precision such as float32")
+    if engine == "openvino" and precision == "float16":
+        raise ParamError("extract.precision", "float16 is the Keras engine's setting for GPUs; OpenVINO "
+                         "runs float32, bfloat16 or int8 on the CPU",
+                         "set extract.precision: bfloat16 (or extract.engine: keras on a GPU)")
+    return engine, precision
+
+
+def keras_engine(conv_base):
+    """Run the Keras conv base, compiled once as a tf.function."""
+    run = tf.function(lambda images: tf.cast(conv_base(images, training=False), tf.float32))
+    return lambda images: run(images).numpy()
+
+
+def openvino_model(conv_base):
+    """The Keras conv base converted to an OpenVINO model (same weights, float32)."""
+    import openvino as ov
+
+    with warnings.catch_warnings():  # Keras warns that the converter calls it on plain tensors
+        warnings.simplefilter("ignore", UserWarning)
+        return ov.convert_model(conv_base)
+
+
+def cpu_flags():
+    """The instruction-set flags of this CPU (Linux), to explain what OpenVINO can run fast."""
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def openvino_engine(model, precision):
+    """Compile an OpenVINO model (or the path of a saved one) for this CPU in `precision`.
+
+    Returns (engine, note): note says what ran instead where this CPU lacks the instructions the
+    precision needs (bfloat16 without AVX-512 BF16 or AMX runs float32; int8 without VNNI runs,
+    more slowly); None otherwise.
+    """
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(model, "CPU", {
+        "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision],
+        # One inference at a time on all cores: batches come in order and each is computed the
+        # same way every run.
+        "PERFORMANCE_HINT": "LATENCY",
+    })
+    note = None
+    ran = compiled.get_property("INFERENCE_PRECISION_HINT")
+    if precision == "bfloat16" and ran != ov.Type.bf16:
+        note = f"this CPU has no bfloat16 instructions: OpenVINO ran {ran.get_type_name()} instead"
+    if precision == "int8" and not cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"}:
+        note = "this CPU has no VNNI instructions: int8 runs, but more slowly than on a CPU with them"
+    request = compiled.create_infer_request()
+    return (lambda images: request.infer(np.asarray(images))[0].copy()), note
+
+
+def quantize(model, calibration_images, count):
+    """int8 post-training quantisation of an OpenVINO model (NNCF), calibrated on `count` images.
+
+    calibration_images: a tf.data dataset of batches of one preprocessed image each.
+    """
+    import nncf
+
+    class Calibration:  # NumPy batches, streamed, and a plain int length for NNCF's progress bar
+        def __iter__(self):
+            return calibration_images.as_numpy_iterator()
+
+        def __len__(self):
+            return count
+
+    return nncf.quantize(model, nncf.Dataset(Calibration()), subset_size=count)
+
+
+def save_openvino(model, path):
+    """Write an OpenVINO model as path (.xml) and its weights beside it (.bin), as they are."""
+    import openvino as ov
+
+    ov.save_model(model, path, compress_to_fp16=False)
+
+
+def load_engine(conv_params, engine, precision, quantized_model=QUANTIZED_MODEL):
+    """What extract runs: (engine, the conv base's preprocess_input, feature shape, note or None).
+
+    For int8, the conv base is the one stages/quantize.py wrote, `quantized_model`.
+    """
+    if engine == "keras":
+        conv_base, preprocess = build_conv_base(conv_params, precision)
+        return keras_engine(conv_base), preprocess, tuple(conv_base.output_shape[1:]), None
+    if precision == "int8":
+        import openvino as ov
+
+        if not Path(quantized_model).is_file():
+            raise FileNotFoundError(f"no {quantized_model}: run `dvc repro`, whose quantize stage writes it")
+        model = ov.Core().read_model(quantized_model)
+        size = conv_params["input_size"]
+        if list(model.input(0).get_partial_shape())[1:3] != [size, size]:
+            raise RuntimeError(f"{quantized_model} takes other images than {size}x{size}: it is stale; "
+                               "run `dvc repro`")
+        preprocess = conv_base_module(conv_params["name"])[0].preprocess_input
+    else:
+        conv_base, preprocess = build_conv_base(conv_params, "float32")
+        model = openvino_model(conv_base)
+    run, note = openvino_engine(model, precision)
+    shape = tuple(dimension.get_length() for dimension in model.output(0).get_partial_shape()[1:])
+    return run, preprocess, shape, note

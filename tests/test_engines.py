@@ -1,0 +1,109 @@
+"""The engines that run the conv base: which combinations exist, and that they agree."""
+
+import numpy as np
+import pytest
+
+from helpers import TEST_PARAMS, make_raw, merged, write_params
+from stages import quantize, split
+from stages.conv_base import build_conv_base
+from stages.engines import check_engine, keras_engine, load_engine, openvino_engine, openvino_model
+from stages.layout import QUANTIZED_DIR
+
+SIZE = 32
+
+
+def engine_params(**extract):
+    return merged(TEST_PARAMS, {"extract": extract})
+
+
+@pytest.mark.parametrize("extract, named, says", [
+    ({"engine": "tensorrt"}, "extract.engine", "unknown value 'tensorrt'"),
+    ({"engine": "keras", "precision": "int8"}, "extract.precision", "int8 runs on the OpenVINO engine only"),
+    ({"engine": "openvino", "precision": "float16"}, "extract.precision", "float16 is the Keras engine's"),
+    ({"precision": "mixed_bfloat16"}, "extract.precision", "now called bfloat16"),
+    ({"precision": "mixed_float16"}, "extract.precision", "now called float16"),
+    ({"precision": "float64"}, "extract.precision", "unknown value 'float64'"),
+])
+def test_combinations_that_cannot_run_name_the_parameter(extract, named, says):
+    with pytest.raises(SystemExit, match=f"params.yaml {named}: .*{says}"):
+        check_engine(engine_params(**extract))
+
+
+@pytest.mark.parametrize("engine, precision", [("keras", "float32"), ("keras", "bfloat16"),
+                                               ("keras", "float16"), ("openvino", "float32"),
+                                               ("openvino", "bfloat16"), ("openvino", "int8")])
+def test_combinations_that_can_run_pass(engine, precision):
+    assert check_engine(engine_params(engine=engine, precision=precision)) == (engine, precision)
+
+
+@pytest.fixture(scope="module")
+def conv_base_and_images():
+    conv_base, preprocess = build_conv_base(TEST_PARAMS["conv_base"], "float32")
+    pixels = np.random.default_rng(0).uniform(0, 255, (6, SIZE, SIZE, 3)).astype(np.float32)
+    return conv_base, np.asarray(preprocess(pixels))
+
+
+def test_openvino_float32_gives_the_keras_features(conv_base_and_images):
+    conv_base, images = conv_base_and_images
+    expected = keras_engine(conv_base)(images)
+    run, note = openvino_engine(openvino_model(conv_base), "float32")
+    features = run(images)
+    assert note is None and features.dtype == np.float32 and features.shape == expected.shape
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    np.testing.assert_array_equal(run(images[:2]), features[:2])  # any batch size, same rows
+
+
+def test_openvino_bfloat16_runs_close_to_float32_or_says_what_ran(conv_base_and_images):
+    conv_base, images = conv_base_and_images
+    expected = keras_engine(conv_base)(images)
+    run, note = openvino_engine(openvino_model(conv_base), "bfloat16")
+    features = run(images)
+    assert note is None or "OpenVINO ran f32 instead" in note
+    # bfloat16 keeps 8 bits of mantissa: a few percent of the largest feature at most.
+    assert np.abs(features - expected).max() < 0.05 * np.abs(expected).max()
+
+
+def test_quantize_writes_an_int8_conv_base_that_extract_loads(project):
+    """A tiny int8 run: calibrated on the train images, loaded as extract loads it, close to float32."""
+    make_raw(project / "data/raw", 7)
+    params = merged(TEST_PARAMS, {"extract": {"engine": "openvino", "precision": "int8"},
+                                  "quantize": {"images": 4}})
+    write_params(project, params)
+    split.main()
+    quantize.main()
+    assert {path.name for path in QUANTIZED_DIR.iterdir()} == {"conv_base.xml", "conv_base.bin"}
+    bytes_first = (QUANTIZED_DIR / "conv_base.bin").read_bytes()
+    quantize.main()
+    assert (QUANTIZED_DIR / "conv_base.bin").read_bytes() == bytes_first  # deterministic
+
+    run, preprocess, shape, _ = load_engine(params["conv_base"], "openvino", "int8")
+    conv_base, _ = build_conv_base(params["conv_base"], "float32")
+    pixels = np.random.default_rng(1).uniform(0, 255, (4, SIZE, SIZE, 3)).astype(np.float32)
+    images = np.asarray(preprocess(pixels))
+    features, expected = run(images), keras_engine(conv_base)(images)
+    assert features.shape == (4, *shape) == expected.shape
+    assert not np.array_equal(features, expected)  # it is not the float32 model
+    assert np.corrcoef(features.ravel(), expected.ravel())[0, 1] > 0.9
+
+
+def test_quantize_writes_only_a_constant_note_when_int8_is_not_used(project):
+    make_raw(project / "data/raw", 7)
+    write_params(project)
+    split.main()
+    quantize.main()
+    assert [path.name for path in QUANTIZED_DIR.iterdir()] == ["not_used.txt"]
+    note = (QUANTIZED_DIR / "not_used.txt").read_bytes()
+    write_params(project, {"extract": {"engine": "openvino", "precision": "bfloat16"}})
+    quantize.main()
+    assert (QUANTIZED_DIR / "not_used.txt").read_bytes() == note
+
+
+def test_int8_without_a_quantized_model_says_how_to_make_it(project):
+    with pytest.raises(FileNotFoundError, match="run `dvc repro`"):
+        load_engine(TEST_PARAMS["conv_base"], "openvino", "int8")
+
+
+@pytest.mark.parametrize("count, expected", [(3, [0, 5, 10]), (11, list(range(11))), (20, list(range(11)))])
+def test_calibration_images_are_evenly_spaced_over_both_classes(count, expected):
+    files = list(range(11))  # list_images order: cats first, then dogs
+    assert quantize.calibration_files(files, count) == expected
