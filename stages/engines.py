@@ -47,6 +47,17 @@ def keras_engine(conv_base):
     return lambda images: run(images).numpy()
 
 
+def keras_note(precision):
+    """What a CPU without a GPU makes of a Keras precision other than float32, or None."""
+    if precision == "float32" or tf.config.list_physical_devices("GPU"):
+        return None
+    if precision == "float16":
+        return "no GPU: TensorFlow runs float16 on this CPU, slowly; float32 or bfloat16 suit a CPU"
+    if not cpu_flags() & {"avx512_bf16", "amx_bf16"}:
+        return "this CPU has no bfloat16 instructions: TensorFlow emulates them, more slowly than float32"
+    return None
+
+
 def openvino_model(conv_base):
     """The Keras conv base converted to an OpenVINO model (same weights, float32)."""
     import openvino as ov
@@ -121,7 +132,7 @@ def load_engine(conv_params, engine, precision, quantized_model=QUANTIZED_MODEL)
     """
     if engine == "keras":
         conv_base, preprocess = build_conv_base(conv_params, precision)
-        return keras_engine(conv_base), preprocess, tuple(conv_base.output_shape[1:]), None
+        return keras_engine(conv_base), preprocess, tuple(conv_base.output_shape[1:]), keras_note(precision)
     if precision == "int8":
         import openvino as ov
 

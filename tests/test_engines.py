@@ -107,3 +107,15 @@ def test_int8_without_a_quantized_model_says_how_to_make_it(project):
 def test_calibration_images_are_evenly_spaced_over_both_classes(count, expected):
     files = list(range(11))  # list_images order: cats first, then dogs
     assert quantize.calibration_files(files, count) == expected
+
+
+def test_keras_engine_says_when_a_precision_does_not_suit_this_machine(monkeypatch):
+    from stages import engines
+
+    monkeypatch.setattr(engines.tf.config, "list_physical_devices", lambda kind=None: [])
+    monkeypatch.setattr(engines, "cpu_flags", lambda: {"avx2", "fma"})  # an AVX2-only CPU
+    assert engines.keras_note("float32") is None
+    assert "emulates" in engines.keras_note("bfloat16")
+    assert "no GPU" in engines.keras_note("float16")
+    monkeypatch.setattr(engines, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    assert engines.keras_note("bfloat16") is None
