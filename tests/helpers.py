@@ -37,6 +37,9 @@ TEST_PARAMS = {
     "extract": {"batch_size": 4, "precision": "float32"},
     "train": {"units": 16, "dropout": 0.5, "learning_rate": 1.0e-3, "epochs": 2,
               "batch_size": 4, "seed": 42},
+    "finetune": {"batch_size": 4, "seed": 42, "rotation": 0.1, "zoom": 0.2, "shift": 0.1,
+                 "head_epochs": 1, "head_learning_rate": 1.0e-3, "unfreeze": 4,
+                 "epochs": 1, "learning_rate": 1.0e-4},
 }
 
 # Git needs an identity for the commits the end-to-end tests make; CI has no global config.
@@ -105,9 +108,11 @@ def update_params(directory, overrides):
 
 
 def copy_project(directory):
-    """Copy the pipeline's code and definition (not data, not results) into `directory`."""
+    """Copy the pipelines' code and definitions (not data, not results) into `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / "finetune").mkdir()
+    shutil.copy2(REPO / "finetune/dvc.yaml", directory / "finetune/dvc.yaml")  # the opt-in pipeline
     shutil.copytree(REPO / "stages", directory / "stages",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copytree(REPO / "weights", directory / "weights")  # only its .gitignore
