@@ -10,7 +10,9 @@ import copy
 import functools
 import io
 import os
+import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -133,6 +135,23 @@ def subprocess_env():
     env["PYTHONHASHSEED"] = "0"
     env["DVC_NO_ANALYTICS"] = "1"
     return env
+
+
+def run(project, *command):
+    """Run a command in the project; return its stdout, failing the test with all output on error."""
+    result = subprocess.run(command, cwd=project, env=subprocess_env(), text=True, capture_output=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def dvc(project, *args):
+    return run(project, sys.executable, "-m", "dvc", *args)
+
+
+def repro(project, *args):
+    """`dvc repro`; return the names of the stages it ran, in order."""
+    output = dvc(project, "repro", *args)
+    return re.findall(r"Running stage '([^']+)'", output)
 
 
 # --- Dirty image folders: every kind of file split must skip or accept ------------------------
