@@ -60,6 +60,9 @@ def test_top_level_repro_runs_the_main_pipeline_only(pipelines):
     shown = dvc(project, "metrics", "show")
     for path in ("metrics.json", "finetune/augmented/metrics.json", "finetune/finetuned/metrics.json"):
         assert re.search(rf"^{re.escape(path)}\s", shown, re.MULTILINE), shown
+    plots = json.loads(dvc(project, "plots", "show", "--json"))["data"]
+    for title in ("Accuracy", "Accuracy while fine-tuning", "Confusion matrix (test, fine-tuned)"):
+        assert plots[title][0]["content"]["data"]["values"], title  # drawn from this project's files
     assert "up to date" in dvc(project, "status")
 
 
