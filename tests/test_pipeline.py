@@ -258,7 +258,7 @@ def test_a_collaborator_pulls_the_results_from_a_remote(pipeline, tmp_path):
 
     run(tmp_path, "git", "clone", "-q", str(project), str(clone))
     assert not (clone / "models/classifier.keras").exists()
-    dvc(clone, "pull", "-q")
+    dvc(clone, "pull", "-q", "--allow-missing")  # as README: finetune/dvc.yaml never ran here
     assert "Data and pipelines are up to date" in dvc(clone, "status", "dvc.yaml")
     assert repro(clone) == []
     for name in ("models/classifier.keras", "data/features/test/features.npy"):
