@@ -16,7 +16,7 @@ import numpy as np
 
 from stages.atomic import atomic_path, write_json
 from stages.conv_base import build_conv_base, check_conv_base
-from stages.labels import LABELS, label_of
+from stages.evaluation import classification_metrics, prediction_rows
 from stages.layout import (
     CLASSIFIER_FILE,
     FEATURES_DIR,
@@ -54,25 +54,7 @@ def load_features(subset):
 def list_predictions(subset, labels, probabilities):
     """One row per image of `subset`, in the order extract wrote them."""
     files = (FEATURES_DIR / subset / "files.txt").read_text().splitlines()
-    return [{"file": str(SPLIT_DIR / file), "actual": LABELS[int(label)],
-             "predicted": label_of(probability), "probability": round(float(probability), 6)}
-            for file, label, probability in zip(files, labels, probabilities, strict=True)]
-
-
-def classification_metrics(predictions, probabilities):
-    """ROC AUC and confusion counts, with dog as the positive class."""
-    from sklearn.metrics import roc_auc_score
-
-    def count(actual, predicted):
-        return sum(row["actual"] == actual and row["predicted"] == predicted for row in predictions)
-
-    cat, dog = LABELS
-    actual_dogs = [row["actual"] == dog for row in predictions]
-    return {
-        "roc_auc": round(float(roc_auc_score(actual_dogs, probabilities)), 4),
-        "confusion": {"true_cats": count(cat, cat), "false_dogs": count(cat, dog),
-                      "false_cats": count(dog, cat), "true_dogs": count(dog, dog)},
-    }
+    return prediction_rows([SPLIT_DIR / file for file in files], labels, probabilities)
 
 
 def main():

@@ -10,7 +10,9 @@ import copy
 import functools
 import io
 import os
+import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,6 +40,9 @@ TEST_PARAMS = {
     "quantize": {"images": 4},
     "train": {"units": 16, "dropout": 0.5, "learning_rate": 1.0e-3, "epochs": 2,
               "batch_size": 4, "seed": 42},
+    "finetune": {"batch_size": 4, "seed": 42, "rotation": 0.1, "zoom": 0.2, "shift": 0.1,
+                 "head_epochs": 1, "head_learning_rate": 1.0e-3, "unfreeze": 4,
+                 "epochs": 1, "learning_rate": 1.0e-4},
 }
 
 # Git needs an identity for the commits the end-to-end tests make; CI has no global config.
@@ -106,9 +111,11 @@ def update_params(directory, overrides):
 
 
 def copy_project(directory):
-    """Copy the pipeline's code and definition (not data, not results) into `directory`."""
+    """Copy the pipelines' code and definitions (not data, not results) into `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / "finetune").mkdir()
+    shutil.copy2(REPO / "finetune/dvc.yaml", directory / "finetune/dvc.yaml")  # the opt-in pipeline
     shutil.copytree(REPO / "stages", directory / "stages",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copytree(REPO / "weights", directory / "weights")  # only its .gitignore
@@ -129,6 +136,23 @@ def subprocess_env():
     env["PYTHONHASHSEED"] = "0"
     env["DVC_NO_ANALYTICS"] = "1"
     return env
+
+
+def run(project, *command):
+    """Run a command in the project; return its stdout, failing the test with all output on error."""
+    result = subprocess.run(command, cwd=project, env=subprocess_env(), text=True, capture_output=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def dvc(project, *args):
+    return run(project, sys.executable, "-m", "dvc", *args)
+
+
+def repro(project, *args):
+    """`dvc repro`; return the names of the stages it ran, in order."""
+    output = dvc(project, "repro", *args)
+    return re.findall(r"Running stage '([^']+)'", output)
 
 
 # --- Dirty image folders: every kind of file split must skip or accept ------------------------

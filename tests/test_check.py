@@ -6,7 +6,7 @@ import yaml
 from helpers import REPO, TEST_PARAMS, copy_project, make_raw, merged, write_params
 from stages import check
 
-KNOWN = check.known_keys(REPO / "dvc.yaml")
+KNOWN = check.known_keys([REPO / path for path in check.DVC_FILES])
 
 
 def test_known_keys_are_every_key_the_stages_read():
@@ -43,6 +43,10 @@ def test_main_writes_the_stamp_when_everything_is_valid(tmp_path, monkeypatch):
     ({"extract": {"precision": "float8"}}, "extract.precision"),
     ({"conv_base": {"name": "no_such_net"}}, "conv_base.name"),
     ({"train": {"dropout": 1.5}}, "train.dropout"),
+    ({"finetune": {"zoom": 1}}, "finetune.zoom"),
+    ({"finetune": {"learning_rate": 0}}, "finetune.learning_rate"),
+    ({"finetune": {"unfreeze": "block_13_expand"}}, "finetune.unfreeze"),  # not a layer of VGG16
+    ({"finetune": {"unfreeze": 19}}, "finetune.unfreeze"),  # VGG16 has 18 layers above its input
 ])
 def test_any_stage_s_bad_value_stops_it_before_writing(tmp_path, monkeypatch, overrides, parameter):
     project = copy_project(tmp_path / "project")

@@ -1,4 +1,5 @@
-"""dvc.yaml declares what each stage reads: every module it imports, every parameter key it uses."""
+"""dvc.yaml and finetune/dvc.yaml declare what each stage reads: every module it imports, every
+parameter key it uses."""
 
 import ast
 import re
@@ -9,7 +10,9 @@ import yaml
 
 from helpers import REPO
 
-STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+DVC_FILES = ("dvc.yaml", "finetune/dvc.yaml")  # the main pipeline, the opt-in one
+STAGES = {name: stage for path in DVC_FILES
+          for name, stage in yaml.safe_load((REPO / path).read_text())["stages"].items()}
 
 
 def imported_modules(path, seen=None):
@@ -54,10 +57,28 @@ def test_params_are_listed_key_by_key(name, stage):
         assert isinstance(param, str) and param.count(".") == 1, f"{name}: {param}"
 
 
-def test_only_the_stages_that_build_the_conv_base_read_its_module():
-    """(and check, which runs every stage's parameter checks first): a change there reruns no split"""
+def test_stage_names_are_unique_across_the_pipelines():
+    assert len(STAGES) == sum(len(yaml.safe_load((REPO / path).read_text())["stages"]) for path in DVC_FILES)
+
+
+def test_no_stage_but_those_that_build_a_conv_base_read_its_module():
+    """(and check, which runs every stage's parameter checks first)"""
     readers = {name for name, stage in stage_definitions() if "stages/conv_base.py" in stage["deps"]}
-    assert readers == {"check", "quantize", "extract", "train"}
+    assert readers == {"check", "quantize", "extract", "train", "augment", "finetune"}
+
+
+def test_the_finetune_pipeline_works_from_the_repository_root():
+    """So that its paths, and the params.yaml it reads, are those of the top-level pipeline."""
+    stages = yaml.safe_load((REPO / "finetune/dvc.yaml").read_text())["stages"]
+    assert {stage.get("wdir") for stage in stages.values()} == {".."}
+
+
+def test_no_main_stage_reads_the_finetune_pipeline_but_check():
+    """Changing the opt-in pipeline's code reruns only check, whose output never changes."""
+    finetune_code = {"stages/augment.py", "stages/finetune.py", "stages/end_to_end.py"}
+    main = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    readers = {name for name, stage in main.items() if finetune_code & set(stage.get("do", stage)["deps"])}
+    assert readers == {"check"}
 
 
 def test_quantize_reads_train_images_only():

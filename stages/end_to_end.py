@@ -1,0 +1,142 @@
+"""Training the conv base and the head end to end on images: what the stages of finetune/dvc.yaml share.
+
+Unlike `train`, which fits the head once on features extracted once, `augment` and `finetune` run
+every image through the conv base at every epoch, so that each epoch sees new random flips,
+rotations, zooms and shifts (Chollet, Deep Learning with Python, 5.3.1 "feature extraction with data
+augmentation" and 5.3.2 "fine-tuning"). The augmentation is Keras layers inside the training model,
+active only in training; images stream from data/split/ through tf.data, never all in memory.
+
+Each stage writes, under its own folder (AUGMENTED_DIR, FINETUNED_DIR), what `train` writes:
+  classifier.keras   raw image -> P(dog), as models/classifier.keras (works with predict.py --model)
+  dvclive/           the per-epoch history, through DVCLive
+  predictions.json   one row per test image: file, actual, predicted, probability (of dog)
+  metrics.json       loss and accuracy on train, validation and test; on test also ROC AUC and confusion
+
+The paths are here rather than in stages/layout.py: every stage of the main pipeline depends on that
+module, and a change there for this pipeline would rerun them all.
+"""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stages.atomic import atomic_path, write_json
+from stages.evaluation import classification_metrics, prediction_rows
+from stages.images import list_images, load_image
+from stages.layout import SPLIT_DIR, SUBSETS
+from stages.params import ParamError, integer, positive_int, section
+from stages.runtime import keras, tf
+
+FINETUNE_DIR = Path("finetune")                 # finetune/dvc.yaml and everything it writes
+AUGMENTED_DIR = FINETUNE_DIR / "augmented"      # augment: the head on the frozen conv base
+FINETUNED_DIR = FINETUNE_DIR / "finetuned"      # finetune: the top of the conv base unfrozen too
+MODEL_FILE = "classifier.keras"
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions.json"
+LIVE_DIR = "dvclive"
+
+AUGMENTATIONS = ("rotation", "zoom", "shift")
+
+
+def fraction(params, name, example):
+    """params[section][key] for name "section.key", if it is a number in [0, 1); else a ParamError."""
+    section_name, key = name.split(".")
+    value = section(params, section_name).get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ParamError(name, f"must be a fraction in [0, 1), got {value!r}",
+                         f"set {name} to e.g. {example}")
+    return value
+
+
+def check_training(params):
+    """What both stages read of the finetune section, checked: batch_size, seed and the augmentation."""
+    settings = {"batch_size": positive_int(params, "finetune.batch_size"),
+                "seed": integer(params, "finetune.seed")}
+    for key in AUGMENTATIONS:
+        settings[key] = fraction(params, f"finetune.{key}", "0.1 (0: none)")
+    return settings
+
+
+def augmentation(settings, seed):
+    """Random horizontal flips, rotations, zooms and shifts as Keras layers (a factor 0 leaves one out).
+
+    Each layer has its own seed, so the same `seed` gives the same sequence of random images. Keras
+    applies them in training only: validation, evaluation and the exported model see the images as
+    they are.
+    """
+    layers = [keras.layers.RandomFlip("horizontal", seed=seed)]
+    if settings["rotation"]:  # a fraction of a full turn: 0.1 is +-36 degrees
+        layers.append(keras.layers.RandomRotation(settings["rotation"], seed=seed + 1))
+    if settings["zoom"]:
+        layers.append(keras.layers.RandomZoom(settings["zoom"], seed=seed + 2))
+    if settings["shift"]:  # a fraction of the height and of the width
+        layers.append(keras.layers.RandomTranslation(settings["shift"], settings["shift"], seed=seed + 3))
+    return keras.Sequential(layers, name="augmentation")
+
+
+def image_dataset(subset, size, batch_size, shuffle_seed=None):
+    """The files and labels of a split subset, and its batches of (resized 0-255 images, labels).
+
+    Only the file names are held (and shuffled, given a seed, anew each epoch); images are decoded
+    and resized in parallel, a few batches ahead of the model.
+    """
+    files, labels = list_images(SPLIT_DIR / subset)
+    dataset = tf.data.Dataset.from_tensor_slices(([str(f) for f in files], np.float32(labels)))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(lambda path, label: (load_image(path, size), label),
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return files, labels, dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def end_to_end_model(preprocess, conv_base, head, augment, learning_rate):
+    """Images -> augmentation -> preprocessing -> conv base -> head, compiled with RMSprop.
+
+    Only the layers marked trainable learn: the head alone while the conv base is frozen. Frozen
+    BatchNormalization layers run in inference mode (Keras 3), so their statistics stay as trained.
+    """
+    size = conv_base.input_shape[1]
+    images = keras.Input(shape=(size, size, 3), name="image")
+    model = keras.Model(images, head(conv_base(preprocess(augment(images)))), name="end_to_end")
+    model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
+                  loss="binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def fit(model, size, settings, epochs, out_dir):
+    """Train on the shuffled train images, validating after each epoch; the history through DVCLive."""
+    from dvclive.keras import DVCLiveCallback
+
+    start = time.perf_counter()
+    *_, train = image_dataset("train", size, settings["batch_size"], shuffle_seed=settings["seed"])
+    *_, validation = image_dataset("validation", size, settings["batch_size"])
+    # The plots that read the history are declared in finetune/dvc.yaml: DVCLive writes no dvc.yaml.
+    model.fit(train, validation_data=validation, epochs=epochs, verbose=2,
+                     shuffle=False,  # the dataset shuffles itself; Keras cannot shuffle a tf.data.Dataset
+                     callbacks=[DVCLiveCallback(dir=str(out_dir / LIVE_DIR), dvcyaml=None,
+                                                save_dvc_exp=False)])
+    print(f"time: {epochs} epochs in {time.perf_counter() - start:.1f} s")
+
+
+def evaluate_and_export(model, classifier, size, batch_size, out_dir):
+    """Evaluate `model` on the three subsets, then write the classifier, predictions and metrics."""
+    start = time.perf_counter()
+    metrics = {}
+    for subset in SUBSETS:
+        *_, dataset = image_dataset(subset, size, batch_size)
+        loss, accuracy = model.evaluate(dataset, verbose=0)
+        metrics[subset] = {"loss": round(loss, 4), "accuracy": round(accuracy, 4)}
+        print(f"{subset}: loss {loss:.4f}, accuracy {accuracy:.4f}")
+
+    files, labels, dataset = image_dataset("test", size, batch_size)
+    probabilities = model.predict(dataset, verbose=0)[:, 0]
+    predictions = prediction_rows(files, labels, probabilities)
+    metrics["test"].update(classification_metrics(predictions, probabilities))
+    print(f"test: ROC AUC {metrics['test']['roc_auc']:.4f}, {metrics['test']['confusion']}")
+
+    with atomic_path(out_dir / MODEL_FILE) as tmp:
+        classifier.save(tmp)
+    write_json(out_dir / PREDICTIONS_FILE, predictions)
+    write_json(out_dir / METRICS_FILE, metrics)
+    print(f"time: evaluation and export in {time.perf_counter() - start:.1f} s")

@@ -1,0 +1,30 @@
+"""What the training stages report on the test images: one row per image, ROC AUC and confusion.
+
+Shared by `train` (head on features) and the finetune pipeline's `augment` and `finetune`, so that
+`dvc metrics show` and `dvc plots show` compare like with like.
+"""
+
+from stages.labels import LABELS, label_of
+
+
+def prediction_rows(files, labels, probabilities):
+    """One row per image: file, actual and predicted class, probability (of dog)."""
+    return [{"file": str(file), "actual": LABELS[int(label)], "predicted": label_of(probability),
+             "probability": round(float(probability), 6)}
+            for file, label, probability in zip(files, labels, probabilities, strict=True)]
+
+
+def classification_metrics(predictions, probabilities):
+    """ROC AUC and confusion counts, with dog as the positive class."""
+    from sklearn.metrics import roc_auc_score
+
+    def count(actual, predicted):
+        return sum(row["actual"] == actual and row["predicted"] == predicted for row in predictions)
+
+    cat, dog = LABELS
+    actual_dogs = [row["actual"] == dog for row in predictions]
+    return {
+        "roc_auc": round(float(roc_auc_score(actual_dogs, probabilities)), 4),
+        "confusion": {"true_cats": count(cat, cat), "false_dogs": count(cat, dog),
+                      "false_cats": count(dog, cat), "true_dogs": count(dog, dog)},
+    }

@@ -1,0 +1,117 @@
+"""Fine-tune the top of the conv base with the head: python -m stages.finetune
+
+The third rung of the ladder (Chollet, 5.3.2): start from the model `augment` trained, whose head
+already fits the frozen conv base (a random head would send large gradients into the pretrained
+layers), unfreeze the top of the conv base (finetune.unfreeze) and train it with the head at a small
+learning rate (finetune.learning_rate, RMSprop) for finetune.epochs epochs on augmented images.
+BatchNormalization layers stay frozen, in inference mode, with the statistics they were trained with.
+
+finetune.unfreeze is a layer name of the conv base (that layer and every one above it: block5_conv1,
+the book's block5 of VGG16; block_13_expand for MobileNetV2) or a number N (its last N layers).
+Writes finetune/finetuned/ (classifier.keras, dvclive/, predictions.json, metrics.json).
+"""
+
+import difflib
+
+from stages.conv_base import check_conv_base, conv_base_module
+from stages.end_to_end import (
+    AUGMENTED_DIR,
+    FINETUNED_DIR,
+    MODEL_FILE,
+    augmentation,
+    check_training,
+    end_to_end_model,
+    evaluate_and_export,
+    fit,
+)
+from stages.params import ParamError, load_params, positive_int, positive_number, section
+from stages.runtime import keras, seed_everything
+
+
+def check_params(params):
+    """The finetune section, checked: training settings, unfreeze, epochs and learning rate.
+
+    Whether finetune.unfreeze names a layer of the conv base needs the conv base: see check_layers.
+    """
+    settings = check_training(params)
+    settings["epochs"] = positive_int(params, "finetune.epochs")
+    settings["learning_rate"] = positive_number(params, "finetune.learning_rate")
+    unfreeze = section(params, "finetune").get("unfreeze")
+    if isinstance(unfreeze, bool) or not (isinstance(unfreeze, int) and unfreeze > 0
+                                          or isinstance(unfreeze, str) and unfreeze):
+        raise ParamError("finetune.unfreeze", f"must be a layer name or a number of layers, got {unfreeze!r}",
+                         "set finetune.unfreeze to e.g. block5_conv1 (VGG16), block_13_expand "
+                         "(MobileNetV2), or 4 (the last 4 layers)")
+    settings["unfreeze"] = unfreeze
+    return settings
+
+
+def first_unfrozen(layer_names, unfreeze, base_name):
+    """The index of the first layer to unfreeze: the layer named `unfreeze`, or the last `unfreeze`."""
+    if isinstance(unfreeze, int):
+        if unfreeze >= len(layer_names):  # the first layer is the Input: nothing to train
+            raise ParamError("finetune.unfreeze", f"{base_name} has only {len(layer_names) - 1} layers "
+                             f"above its input, got {unfreeze}", "unfreeze fewer layers")
+        return len(layer_names) - unfreeze
+    if unfreeze not in layer_names:
+        closest = difflib.get_close_matches(unfreeze, layer_names, n=1, cutoff=0)
+        raise ParamError("finetune.unfreeze", f"{base_name} has no layer {unfreeze!r}",
+                         f"give one of its layer names (the closest: {closest[0]}) or a number of layers")
+    return layer_names.index(unfreeze)
+
+
+def check_layers(params):
+    """finetune.unfreeze against the conv base that params.yaml describes (for the check stage).
+
+    Builds that conv base without weights, which is quick: only its layer names are needed.
+    """
+    conv_params = check_conv_base(params)
+    size = conv_params["input_size"]
+    try:
+        conv_base = conv_base_module(conv_params["name"])[1](include_top=False, weights=None,
+                                                              input_shape=(size, size, 3))
+    except ValueError as error:  # e.g. an input size below what the model accepts
+        raise ParamError("conv_base.input_size", f"{conv_params['name']} cannot take {size}x{size} "
+                         f"images ({error})", "use a larger size, e.g. 150") from error
+    return first_unfrozen([layer.name for layer in conv_base.layers], check_params(params)["unfreeze"],
+                          conv_base.name)
+
+
+def conv_base_of(classifier):
+    """The conv base inside an exported classifier: its one nested model that is not the head."""
+    return next(layer for layer in classifier.layers
+                if isinstance(layer, keras.Model) and layer.name != "head")
+
+
+def unfreeze(conv_base, first):
+    """Make the layers of conv_base from index `first` on trainable, except BatchNormalization.
+
+    A frozen BatchNormalization layer also runs in inference mode (Keras 3): it normalises with
+    the statistics learnt in pretraining, which a few small batches of cats and dogs would spoil.
+    """
+    conv_base.trainable = True
+    for index, layer in enumerate(conv_base.layers):
+        layer.trainable = index >= first and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def main():
+    settings = check_params(load_params())
+    seed_everything(settings["seed"])
+    classifier = keras.models.load_model(AUGMENTED_DIR / MODEL_FILE)
+    conv_base = conv_base_of(classifier)
+    names = [layer.name for layer in conv_base.layers]
+    first = first_unfrozen(names, settings["unfreeze"], conv_base.name)
+    unfreeze(conv_base, first)
+    # Seeds above the four of augment's layers: the fine-tuning epochs see other random images.
+    model = end_to_end_model(classifier.get_layer("preprocess"), conv_base, classifier.get_layer("head"),
+                             augmentation(settings, settings["seed"] + 4), settings["learning_rate"])
+    print(f"finetune: {conv_base.name} from {names[first]} ({len(names) - first} of {len(names)} layers) "
+          f"+ head, {sum(int(w.numpy().size) for w in model.trainable_weights):,} trainable weights")
+    size = conv_base.input_shape[1]
+    fit(model, size, settings, settings["epochs"], FINETUNED_DIR)
+    conv_base.trainable = False  # exported as models/classifier.keras is: a frozen conv base
+    evaluate_and_export(model, classifier, size, settings["batch_size"], FINETUNED_DIR)
+
+
+if __name__ == "__main__":
+    main()

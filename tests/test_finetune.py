@@ -1,0 +1,170 @@
+"""stages/augment.py, stages/finetune.py and what they share (stages/end_to_end.py)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import TEST_PARAMS, make_raw, merged, write_params
+from stages import augment, finetune
+from stages.conv_base import build_conv_base
+from stages.end_to_end import (
+    AUGMENTED_DIR,
+    FINETUNED_DIR,
+    METRICS_FILE,
+    MODEL_FILE,
+    PREDICTIONS_FILE,
+    augmentation,
+    end_to_end_model,
+)
+from stages.layout import SPLIT_DIR
+from stages.model import build_classifier, build_head
+
+SETTINGS = finetune.check_params(TEST_PARAMS)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("batch_size", 0), ("seed", 1.5), ("rotation", 1), ("zoom", -0.1), ("shift", "some"),
+    ("head_epochs", 0), ("head_learning_rate", 0), ("head_learning_rate", "slow"),
+])
+def test_bad_augment_params_name_the_parameter(key, value):
+    with pytest.raises(SystemExit, match=rf"params\.yaml finetune\.{key}: "):
+        augment.check_params(merged(TEST_PARAMS, {"finetune": {key: value}}))
+
+
+@pytest.mark.parametrize("key, value", [
+    ("epochs", 0), ("learning_rate", -1e-5), ("unfreeze", 0), ("unfreeze", ""), ("unfreeze", True),
+    ("unfreeze", None), ("unfreeze", 2.5),
+])
+def test_bad_finetune_params_name_the_parameter(key, value):
+    with pytest.raises(SystemExit, match=rf"params\.yaml finetune\.{key}: "):
+        finetune.check_params(merged(TEST_PARAMS, {"finetune": {key: value}}))
+
+
+def test_augment_reads_the_head_of_train():
+    with pytest.raises(SystemExit, match=r"train\.dropout"):
+        augment.check_params(merged(TEST_PARAMS, {"train": {"dropout": 1}}))
+
+
+def test_zero_augmentation_factors_leave_their_layers_out():
+    settings = dict(SETTINGS, rotation=0, zoom=0.2, shift=0)
+    layers = augmentation(settings, 0).layers
+    assert [type(layer).__name__ for layer in layers] == ["RandomFlip", "RandomZoom"]
+
+
+def test_unfreeze_by_name_or_by_count():
+    names = ["input", "block4_conv1", "block4_pool", "block5_conv1", "block5_conv2", "block5_pool"]
+    assert finetune.first_unfrozen(names, "block5_conv1", "vgg") == 3
+    assert finetune.first_unfrozen(names, 3, "vgg") == 3
+    assert finetune.first_unfrozen(names, 5, "vgg") == 1
+    with pytest.raises(SystemExit, match=r"finetune\.unfreeze: vgg has only 5 layers above its input"):
+        finetune.first_unfrozen(names, 6, "vgg")
+    with pytest.raises(SystemExit, match=r"finetune\.unfreeze: vgg has no layer 'block5_conv'. "
+                                         r"Fix: give one of its layer names \(the closest: block5_conv"):
+        finetune.first_unfrozen(names, "block5_conv", "vgg")
+
+
+def test_check_layers_reads_the_conv_base_of_params():
+    assert finetune.check_layers(merged(TEST_PARAMS, {"finetune": {"unfreeze": "block5_conv1"}})) == 15
+    mobilenet = merged(TEST_PARAMS, {"conv_base": {"name": "mobilenet_v2"},
+                                     "finetune": {"unfreeze": "block_13_expand"}})
+    assert finetune.check_layers(mobilenet) == 154 - 38
+    with pytest.raises(SystemExit, match=r"finetune\.unfreeze: mobilenetv2\S* has no layer 'block5_conv1'"):
+        finetune.check_layers(merged(mobilenet, {"finetune": {"unfreeze": "block5_conv1"}}))
+
+
+def test_augmentation_changes_images_in_training_only():
+    images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    layer = augmentation(dict(SETTINGS, rotation=0.1, zoom=0.2, shift=0.1), seed=7)
+    np.testing.assert_array_equal(layer(images, training=False), images)
+    first = keras.ops.convert_to_numpy(layer(images, training=True))
+    assert np.abs(first - images).mean() > 1
+    again = augmentation(dict(SETTINGS, rotation=0.1, zoom=0.2, shift=0.1), seed=7)
+    np.testing.assert_array_equal(again(images, training=True), first)  # same seed, same images
+
+
+def small_classifier(name):
+    """An exported classifier as augment writes it, on a randomly initialised conv base at 32x32."""
+    conv_base, preprocess_input = build_conv_base({"name": name, "weights": None, "input_size": 32,
+                                                   "seed": 0}, "float32")
+    head = build_head(conv_base.output_shape[1:], units=8, dropout=0.5, learning_rate=1e-3)
+    return build_classifier(conv_base, preprocess_input, head)
+
+
+def train_one_epoch(classifier, unfreeze, learning_rate=1e-3):
+    """As the finetune stage does, on 8 random images; returns the conv base."""
+    keras.utils.set_random_seed(0)
+    conv_base = finetune.conv_base_of(classifier)
+    names = [layer.name for layer in conv_base.layers]
+    finetune.unfreeze(conv_base, finetune.first_unfrozen(names, unfreeze, conv_base.name))
+    model = end_to_end_model(classifier.get_layer("preprocess"), conv_base, classifier.get_layer("head"),
+                             augmentation(SETTINGS, 0), learning_rate)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (8, 32, 32, 3)).astype(np.float32)
+    model.fit(images, np.arange(8) % 2, epochs=1, batch_size=4, verbose=0)
+    return conv_base
+
+
+def weights_of(layer):
+    return [np.array(weight) for weight in layer.weights]
+
+
+def test_fine_tuning_changes_the_unfrozen_layers_only():
+    classifier = small_classifier("vgg16")
+    conv_base = finetune.conv_base_of(classifier)
+    before = {layer.name: weights_of(layer) for layer in [*conv_base.layers, classifier.get_layer("head")]}
+    train_one_epoch(classifier, "block5_conv1")
+    for name in ("block5_conv1", "block5_conv3", "head"):
+        layer = classifier.get_layer("head") if name == "head" else conv_base.get_layer(name)
+        assert not np.array_equal(weights_of(layer)[0], before[name][0]), f"{name} did not learn"
+    for name in ("block1_conv1", "block4_conv3"):
+        for after, weight in zip(weights_of(conv_base.get_layer(name)), before[name], strict=True):
+            np.testing.assert_array_equal(after, weight, err_msg=f"{name} is frozen but changed")
+
+
+def test_batch_normalization_stays_frozen_in_the_unfrozen_top():
+    classifier = small_classifier("mobilenet_v2")
+    conv_base = finetune.conv_base_of(classifier)
+    norms = [layer for layer in conv_base.layers[-38:] if isinstance(layer, keras.layers.BatchNormalization)]
+    before = [weights_of(layer) for layer in norms]  # gamma, beta, moving mean and variance
+    train_one_epoch(classifier, "block_13_expand")
+    assert norms and not any(layer.trainable for layer in norms)
+    assert conv_base.get_layer("block_13_expand").trainable and conv_base.get_layer("Conv_1").trainable
+    assert not conv_base.get_layer("block_12_expand").trainable
+    for layer, weights in zip(norms, before, strict=True):
+        for after, weight in zip(weights_of(layer), weights, strict=True):
+            np.testing.assert_array_equal(after, weight, err_msg=layer.name)
+
+
+def test_main_checks_params_before_any_work(project):
+    write_params(project, {"finetune": {"head_epochs": 0}})  # and no images at all
+    with pytest.raises(SystemExit, match=r"finetune\.head_epochs"):
+        augment.main()
+    assert not (AUGMENTED_DIR / MODEL_FILE).exists()
+
+
+def test_the_stages_write_models_metrics_predictions_and_history(project):
+    """augment, then finetune from its model, in this process on 3 + 2 + 2 tiny images per class."""
+    for subset, count in (("train", 3), ("validation", 2), ("test", 2)):
+        for path in make_raw(project / "raw" / subset, count, layout="folders"):
+            target = SPLIT_DIR / subset / f"{path.parent.name.lower()}s" / path.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.rename(target)
+    write_params(project)
+    augment.main()
+    finetune.main()
+
+    for out_dir in (AUGMENTED_DIR, FINETUNED_DIR):
+        metrics = json.loads((out_dir / METRICS_FILE).read_text())
+        assert set(metrics) == {"train", "validation", "test"} and "roc_auc" in metrics["test"]
+        predictions = json.loads((out_dir / PREDICTIONS_FILE).read_text())
+        assert [row["file"] for row in predictions] == [
+            f"data/split/test/{class_name}/{n}.jpg" for class_name in ("cats", "dogs") for n in (1, 2)]
+        assert sum(metrics["test"]["confusion"].values()) == 4
+        rows = (out_dir / "dvclive/plots/metrics/eval/accuracy.tsv").read_text().splitlines()
+        assert len(rows) == 1 + 1  # header + one epoch
+        classifier = keras.models.load_model(out_dir / MODEL_FILE)
+        assert [layer.name for layer in classifier.layers[1:3]] == ["resize", "preprocess"]
+        assert classifier.input_shape == (None, None, None, 3) and classifier.output_shape == (None, 1)
+        assert not finetune.conv_base_of(classifier).trainable  # exported frozen
