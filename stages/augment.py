@@ -15,10 +15,9 @@ from stages.end_to_end import (
     end_to_end_model,
     evaluate_and_export,
     fit,
-    fraction,
 )
 from stages.model import build_classifier, build_head, preprocess_layer
-from stages.params import load_params, positive_int, positive_number
+from stages.params import fraction, load_params, positive_int, positive_number
 from stages.runtime import seed_everything
 
 

@@ -25,7 +25,7 @@ from stages.atomic import atomic_path, write_json
 from stages.evaluation import classification_metrics, prediction_rows
 from stages.images import list_images, load_image
 from stages.layout import SPLIT_DIR, SUBSETS
-from stages.params import ParamError, integer, positive_int, section
+from stages.params import fraction, integer, positive_int
 from stages.runtime import keras, tf
 
 FINETUNE_DIR = Path("finetune")                 # finetune/dvc.yaml and everything it writes
@@ -37,16 +37,6 @@ PREDICTIONS_FILE = "predictions.json"
 LIVE_DIR = "dvclive"
 
 AUGMENTATIONS = ("rotation", "zoom", "shift")
-
-
-def fraction(params, name, example):
-    """params[section][key] for name "section.key", if it is a number in [0, 1); else a ParamError."""
-    section_name, key = name.split(".")
-    value = section(params, section_name).get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ParamError(name, f"must be a fraction in [0, 1), got {value!r}",
-                         f"set {name} to e.g. {example}")
-    return value
 
 
 def check_training(params):

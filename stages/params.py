@@ -60,6 +60,15 @@ def integer(params, name):
     return value
 
 
+def fraction(params, name, example):
+    """params[section][key] for name "section.key", if it is a number in [0, 1); else a ParamError."""
+    value = _get(params, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ParamError(name, f"must be a fraction in [0, 1), got {value!r}",
+                         f"set {name} to e.g. {example}")
+    return value
+
+
 def one_of(params, name, choices):
     """params[section][key] for name "section.key", if it is one of `choices`; else a ParamError."""
     value = _get(params, name)

@@ -28,7 +28,7 @@ from stages.layout import (
     SUBSETS,
 )
 from stages.model import EVALUATION_BATCH_SIZE, build_classifier, build_head, fit_head, inference_copy
-from stages.params import ParamError, integer, load_params, positive_int, positive_number, section
+from stages.params import fraction, integer, load_params, positive_int, positive_number, section
 from stages.runtime import seed_everything
 
 
@@ -38,10 +38,7 @@ def check_params(params):
         positive_int(params, f"train.{key}")
     positive_number(params, "train.learning_rate")
     integer(params, "train.seed")
-    dropout = section(params, "train").get("dropout")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ParamError("train.dropout", f"must be a rate in [0, 1), got {dropout!r}",
-                         "set train.dropout to e.g. 0.5")
+    fraction(params, "train.dropout", "0.5")
     return section(params, "train"), check_conv_base(params)
 
 
