@@ -116,16 +116,11 @@ def run_project(conv_params, engine, precision, files, labels, out_file, batch_s
 
     quantized_model = None
     if precision == "int8":
-        from stages.conv_base import build_conv_base
-        from stages.engines import openvino_model, quantize, save_openvino
-        from stages.quantize import calibration_files
+        from stages.quantize import write_int8_conv_base
 
-        conv_base, preprocess = build_conv_base(conv_params, "float32")
         train_files = [f for f, first in zip(files, first_half(labels), strict=True) if first]
-        chosen = calibration_files(train_files, calibration)
-        images = image_dataset(chosen, conv_params["input_size"], preprocess, 1)
         quantized_model = Path(out_file).with_suffix(".xml")
-        save_openvino(quantize(openvino_model(conv_base), images, len(chosen)), quantized_model)
+        write_int8_conv_base(conv_params, train_files, calibration, quantized_model)
     run, preprocess, shape, note = load_engine(conv_params, engine, precision, quantized_model)
     if note:
         print(f"note: {note}", file=sys.stderr)

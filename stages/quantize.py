@@ -35,6 +35,15 @@ def calibration_files(files, count):
     return [files[i] for i in np.linspace(0, len(files) - 1, count).round().astype(int)]
 
 
+def write_int8_conv_base(conv_params, train_files, count, path):
+    """Quantise the conv_params conv base, calibrated on `count` of `train_files`; write it to path (.xml)."""
+    conv_base, preprocess = build_conv_base(conv_params, "float32")
+    files = calibration_files(train_files, count)
+    images = image_dataset(files, conv_params["input_size"], preprocess, batch_size=1)
+    print(f"quantising {conv_params['name']} to int8, calibrated on {len(files)} train images")
+    save_openvino(quantize(openvino_model(conv_base), images, len(files)), path)
+
+
 def main():
     conv_params, engine_precision, count = check_params(load_params())
     with atomic_path(QUANTIZED_DIR) as tmp:
@@ -43,12 +52,8 @@ def main():
             (tmp / "not_used.txt").write_text(NOT_USED)
             print(f"extract runs {'/'.join(engine_precision)}: nothing to quantise")
             return
-        conv_base, preprocess = build_conv_base(conv_params, "float32")
-        files = calibration_files(list_images(SPLIT_DIR / "train")[0], count)
-        images = image_dataset(files, conv_params["input_size"], preprocess, batch_size=1)
-        print(f"quantising {conv_params['name']} to int8, calibrated on {len(files)} train images")
-        quantized = quantize(openvino_model(conv_base), images, len(files))
-        save_openvino(quantized, tmp / QUANTIZED_MODEL.name)
+        write_int8_conv_base(conv_params, list_images(SPLIT_DIR / "train")[0], count,
+                             tmp / QUANTIZED_MODEL.name)
 
 
 if __name__ == "__main__":
