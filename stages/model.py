@@ -22,6 +22,12 @@ class RMSprop(keras.optimizers.RMSprop):
     where XLA's CPU code uses one. bench/train.py compares the three.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.momentum or self.centered:  # _fused_update implements neither
+            raise ValueError("stages.model.RMSprop supports neither momentum nor centered; "
+                             "use keras.optimizers.RMSprop for those")
+
     def update_step(self, gradient, variable, learning_rate):
         velocity = self._velocities[self._get_variable_index(variable)]
         self._fused_update(gradient, variable, velocity.value, tf.cast(learning_rate, variable.dtype))

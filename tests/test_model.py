@@ -94,3 +94,12 @@ def test_fused_rmsprop_updates_as_keras_rmsprop():
     for start, expected, actual in zip(before, keras_weights, fused_weights, strict=True):
         assert np.abs(expected - start).max() > 1e-3  # the weights moved, so the check means something
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("option", [{"momentum": 0.9}, {"centered": True}])
+def test_fused_rmsprop_refuses_what_it_does_not_implement(option):
+    """Momentum and centering would be silently ignored by the fused update: refused instead."""
+    from stages.model import RMSprop
+
+    with pytest.raises(ValueError, match="neither momentum nor centered"):
+        RMSprop(learning_rate=1e-2, **option)
