@@ -16,15 +16,14 @@ from stages.end_to_end import (
     evaluate_and_export,
     fit,
 )
-from stages.model import build_classifier, build_head, preprocess_layer
-from stages.params import fraction, load_params, positive_int, positive_number
+from stages.model import build_classifier, build_head, check_head, preprocess_layer
+from stages.params import load_params, positive_int, positive_number
 from stages.runtime import seed_everything
 
 
 def check_params(params):
     """The parameters augment reads, checked: (conv_base section, head, training settings)."""
-    head = {"units": positive_int(params, "train.units"),
-            "dropout": fraction(params, "train.dropout", "0.5")}
+    head = check_head(params)
     settings = check_training(params)
     settings["epochs"] = positive_int(params, "finetune.head_epochs")
     settings["learning_rate"] = positive_number(params, "finetune.head_learning_rate")

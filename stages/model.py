@@ -9,6 +9,7 @@ built only of stock Keras layers, so `keras.models.load_model` opens it without 
 
 import numpy as np
 
+from stages.params import fraction, positive_int
 from stages.runtime import keras, tf
 
 
@@ -37,6 +38,12 @@ class RMSprop(keras.optimizers.RMSprop):
         # The same arithmetic as keras.optimizers.RMSprop.update_step.
         velocity.assign(self.rho * velocity + (1 - self.rho) * tf.square(gradient))
         variable.assign_sub(learning_rate * gradient / tf.sqrt(velocity + self.epsilon))
+
+
+def check_head(params):
+    """train.units and train.dropout, checked: the head's shape, which train and augment both build."""
+    return {"units": positive_int(params, "train.units"),
+            "dropout": fraction(params, "train.dropout", "0.5")}
 
 
 def build_head(feature_shape, units, dropout, learning_rate):

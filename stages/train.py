@@ -27,18 +27,25 @@ from stages.layout import (
     SPLIT_DIR,
     SUBSETS,
 )
-from stages.model import EVALUATION_BATCH_SIZE, build_classifier, build_head, fit_head, inference_copy
-from stages.params import fraction, integer, load_params, positive_int, positive_number, section
+from stages.model import (
+    EVALUATION_BATCH_SIZE,
+    build_classifier,
+    build_head,
+    check_head,
+    fit_head,
+    inference_copy,
+)
+from stages.params import integer, load_params, positive_int, positive_number, section
 from stages.runtime import seed_everything
 
 
 def check_params(params):
     """The train section, checked (and the conv_base section, which the export rebuilds)."""
-    for key in ("units", "epochs", "batch_size"):
+    check_head(params)
+    for key in ("epochs", "batch_size"):
         positive_int(params, f"train.{key}")
     positive_number(params, "train.learning_rate")
     integer(params, "train.seed")
-    fraction(params, "train.dropout", "0.5")
     return section(params, "train"), check_conv_base(params)
 
 
