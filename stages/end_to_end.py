@@ -24,7 +24,7 @@ import numpy as np
 from stages.atomic import atomic_path, write_json
 from stages.evaluation import classification_metrics, prediction_rows
 from stages.images import list_images, load_image
-from stages.layout import SPLIT_DIR, SUBSETS
+from stages.layout import SPLIT_DIR
 from stages.params import fraction, integer, positive_int
 from stages.runtime import keras, tf
 
@@ -112,16 +112,21 @@ def fit(model, size, settings, epochs, out_dir):
 def evaluate_and_export(model, classifier, size, batch_size, out_dir):
     """Evaluate `model` on the three subsets, then write the classifier, predictions and metrics."""
     start = time.perf_counter()
-    metrics = {}
-    for subset in SUBSETS:
+    results = {}
+    for subset in ("train", "validation"):
         *_, dataset = image_dataset(subset, size, batch_size)
-        loss, accuracy = model.evaluate(dataset, verbose=0)
-        metrics[subset] = {"loss": round(loss, 4), "accuracy": round(accuracy, 4)}
-        print(f"{subset}: loss {loss:.4f}, accuracy {accuracy:.4f}")
-
+        results[subset] = model.evaluate(dataset, verbose=0)
+    # The test images go through the model once: their loss and accuracy come from the predictions.
     files, labels, dataset = image_dataset("test", size, batch_size)
     probabilities = model.predict(dataset, verbose=0)[:, 0]
     predictions = prediction_rows(files, labels, probabilities)
+    results["test"] = (float(keras.losses.binary_crossentropy(np.float32(labels), probabilities)),
+                       np.mean([row["actual"] == row["predicted"] for row in predictions]))
+
+    metrics = {}
+    for subset, (loss, accuracy) in results.items():
+        metrics[subset] = {"loss": round(float(loss), 4), "accuracy": round(float(accuracy), 4)}
+        print(f"{subset}: loss {loss:.4f}, accuracy {accuracy:.4f}")
     metrics["test"].update(classification_metrics(predictions, probabilities))
     print(f"test: ROC AUC {metrics['test']['roc_auc']:.4f}, {metrics['test']['confusion']}")
 

@@ -17,6 +17,7 @@ from stages.end_to_end import (
     PREDICTIONS_FILE,
     augmentation,
     end_to_end_model,
+    image_dataset,
 )
 from stages.layout import SPLIT_DIR
 from stages.model import build_classifier, build_head
@@ -168,3 +169,9 @@ def test_the_stages_write_models_metrics_predictions_and_history(project):
         assert [layer.name for layer in classifier.layers[1:3]] == ["resize", "preprocess"]
         assert classifier.input_shape == (None, None, None, 3) and classifier.output_shape == (None, 1)
         assert not finetune.conv_base_of(classifier).trainable  # exported frozen
+        # The test loss and accuracy, computed from the predictions, are what Keras evaluates.
+        classifier.compile(loss="binary_crossentropy", metrics=["accuracy"])
+        *_, test_images = image_dataset("test", finetune.conv_base_of(classifier).input_shape[1], 4)
+        loss, accuracy = classifier.evaluate(test_images, verbose=0)
+        assert metrics["test"]["loss"] == pytest.approx(loss, abs=6e-5)  # rounded to 4 places
+        assert metrics["test"]["accuracy"] == pytest.approx(accuracy)
