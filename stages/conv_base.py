@@ -42,6 +42,22 @@ def check_conv_base(params):
     return conv_params
 
 
+def layer_names(conv_params):
+    """The layer names of the conv base that the conv_base params describe, input layer first.
+
+    Builds it without weights, which is quick, and so also checks that the model accepts
+    conv_base.input_size (MobileNetV2, for one, refuses inputs below 32x32).
+    """
+    size = conv_params["input_size"]
+    try:
+        conv_base = conv_base_module(conv_params["name"])[1](include_top=False, weights=None,
+                                                              input_shape=(size, size, 3))
+    except ValueError as error:
+        raise ParamError("conv_base.input_size", f"{conv_params['name']} cannot take {size}x{size} "
+                         f"images ({error})", "use a larger size, e.g. 150") from error
+    return [layer.name for layer in conv_base.layers]
+
+
 def check_precision(params):
     """extract.precision, checked (the engine-specific combinations: stages/engines.py)."""
     precision = section(params, "extract").get("precision")

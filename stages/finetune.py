@@ -13,7 +13,7 @@ Writes finetune/finetuned/ (classifier.keras, dvclive/, predictions.json, metric
 
 import difflib
 
-from stages.conv_base import check_conv_base, conv_base_module
+from stages.conv_base import check_conv_base, layer_names
 from stages.end_to_end import (
     AUGMENTED_DIR,
     FINETUNED_DIR,
@@ -61,20 +61,9 @@ def first_unfrozen(layer_names, unfreeze, base_name):
 
 
 def check_layers(params):
-    """finetune.unfreeze against the conv base that params.yaml describes (for the check stage).
-
-    Builds that conv base without weights, which is quick: only its layer names are needed.
-    """
+    """finetune.unfreeze against the conv base that params.yaml describes (for the check stage)."""
     conv_params = check_conv_base(params)
-    size = conv_params["input_size"]
-    try:
-        conv_base = conv_base_module(conv_params["name"])[1](include_top=False, weights=None,
-                                                              input_shape=(size, size, 3))
-    except ValueError as error:  # e.g. an input size below what the model accepts
-        raise ParamError("conv_base.input_size", f"{conv_params['name']} cannot take {size}x{size} "
-                         f"images ({error})", "use a larger size, e.g. 150") from error
-    return first_unfrozen([layer.name for layer in conv_base.layers], check_params(params)["unfreeze"],
-                          conv_base.name)
+    return first_unfrozen(layer_names(conv_params), check_params(params)["unfreeze"], conv_params["name"])
 
 
 def conv_base_of(classifier):
@@ -106,7 +95,7 @@ def main():
     model = end_to_end_model(classifier.get_layer("preprocess"), conv_base, classifier.get_layer("head"),
                              augmentation(settings, settings["seed"] + 4), settings["learning_rate"])
     print(f"finetune: {conv_base.name} from {names[first]} ({len(names) - first} of {len(names)} layers) "
-          f"+ head, {sum(int(w.numpy().size) for w in model.trainable_weights):,} trainable weights")
+          "+ head")
     size = conv_base.input_shape[1]
     fit(model, size, settings, settings["epochs"], FINETUNED_DIR)
     conv_base.trainable = False  # exported as models/classifier.keras is: a frozen conv base

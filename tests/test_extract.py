@@ -15,7 +15,7 @@ from PIL import Image
 
 from helpers import TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
 from stages import extract, split
-from stages.conv_base import build_conv_base
+from stages.conv_base import build_conv_base, layer_names
 from stages.images import load_image
 from stages.layout import FEATURES_DIR, SPLIT_DIR
 
@@ -143,6 +143,14 @@ def test_failed_weights_download_names_the_parameter(monkeypatch):
     message = str(error.value)
     assert "conv_base.weights" in message and "download" in message and "null" in message
     assert "no network in this test" in message  # the patched download ran, not a real one
+
+
+def test_layer_names_come_from_the_architecture_and_refuse_a_too_small_input():
+    names = layer_names(conv_base_params(input_size=32))
+    assert names[0].startswith("input") and names[1:3] == ["block1_conv1", "block1_conv2"]
+    assert names[-1] == "block5_pool" and len(names) == 19
+    with pytest.raises(SystemExit, match=r"conv_base\.input_size: vgg16 cannot take 16x16 images"):
+        layer_names(conv_base_params(input_size=16))
 
 
 # --- An interrupted extract leaves no half-written output ----------------------------------------

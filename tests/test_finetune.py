@@ -71,7 +71,7 @@ def test_check_layers_reads_the_conv_base_of_params():
     mobilenet = merged(TEST_PARAMS, {"conv_base": {"name": "mobilenet_v2"},
                                      "finetune": {"unfreeze": "block_13_expand"}})
     assert finetune.check_layers(mobilenet) == 154 - 38
-    with pytest.raises(SystemExit, match=r"finetune\.unfreeze: mobilenetv2\S* has no layer 'block5_conv1'"):
+    with pytest.raises(SystemExit, match=r"finetune\.unfreeze: mobilenet_v2 has no layer 'block5_conv1'"):
         finetune.check_layers(merged(mobilenet, {"finetune": {"unfreeze": "block5_conv1"}}))
 
 
