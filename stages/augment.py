@@ -39,8 +39,7 @@ def main():
     size = conv_params["input_size"]
     model = end_to_end_model(preprocess_layer(preprocess_input), conv_base, head,
                              augmentation(settings, settings["seed"]), settings["learning_rate"])
-    print(f"augment: {conv_base.name} (frozen) + head, {model.count_params():,} weights, "
-          f"{sum(int(w.numpy().size) for w in model.trainable_weights):,} trainable")
+    print(f"augment: {conv_base.name} (frozen) + head")
     fit(model, size, settings, settings["epochs"], AUGMENTED_DIR)
     # The export shares the trained layers: resizing, preprocessing, conv base and head, no augmentation.
     classifier = build_classifier(conv_base, preprocess_input, head)
