@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from stages.atomic import atomic_path, write_json
-from stages.evaluation import classification_metrics, prediction_rows
+from stages.evaluation import prediction_rows, subset_metrics
 from stages.images import list_images, load_image
 from stages.layout import SPLIT_DIR
 from stages.params import fraction, integer, positive_int
@@ -124,13 +124,7 @@ def evaluate_and_export(model, classifier, size, batch_size, out_dir):
     predictions = prediction_rows(files, labels, probabilities)
     results["test"] = (float(keras.losses.binary_crossentropy(np.float32(labels), probabilities)),
                        np.mean([row["actual"] == row["predicted"] for row in predictions]))
-
-    metrics = {}
-    for subset, (loss, accuracy) in results.items():
-        metrics[subset] = {"loss": round(float(loss), 4), "accuracy": round(float(accuracy), 4)}
-        print(f"{subset}: loss {loss:.4f}, accuracy {accuracy:.4f}")
-    metrics["test"].update(classification_metrics(predictions, probabilities))
-    print(f"test: ROC AUC {metrics['test']['roc_auc']:.4f}, {metrics['test']['confusion']}")
+    metrics = subset_metrics(results, predictions, probabilities)
 
     with atomic_path(out_dir / MODEL_FILE) as tmp:
         classifier.save(tmp)

@@ -1,4 +1,5 @@
-"""What the training stages report on the test images: one row per image, ROC AUC and confusion.
+"""What the training stages report: loss and accuracy per subset; on the test images one row per
+image, ROC AUC and confusion.
 
 Shared by `train` (head on features) and the finetune pipeline's `augment` and `finetune`, so that
 `dvc metrics show` and `dvc plots show` compare like with like.
@@ -28,3 +29,18 @@ def classification_metrics(predictions, probabilities):
         "confusion": {"true_cats": count(cat, cat), "false_dogs": count(cat, dog),
                       "false_cats": count(dog, cat), "true_dogs": count(dog, dog)},
     }
+
+
+def subset_metrics(results, predictions, probabilities):
+    """The content of metrics.json, printed as it is built.
+
+    `results` maps each subset to its (loss, accuracy); the test subset also gets the ROC AUC and
+    the confusion counts of its `predictions`.
+    """
+    metrics = {}
+    for subset, (loss, accuracy) in results.items():
+        metrics[subset] = {"loss": round(float(loss), 4), "accuracy": round(float(accuracy), 4)}
+        print(f"{subset}: loss {loss:.4f}, accuracy {accuracy:.4f}")
+    metrics["test"].update(classification_metrics(predictions, probabilities))
+    print(f"test: ROC AUC {metrics['test']['roc_auc']:.4f}, {metrics['test']['confusion']}")
+    return metrics

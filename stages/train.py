@@ -16,7 +16,7 @@ import numpy as np
 
 from stages.atomic import atomic_path, write_json
 from stages.conv_base import build_conv_base, check_conv_base
-from stages.evaluation import classification_metrics, prediction_rows
+from stages.evaluation import prediction_rows, subset_metrics
 from stages.layout import (
     CLASSIFIER_FILE,
     FEATURES_DIR,
@@ -79,16 +79,11 @@ def main():
     timings["epochs"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    metrics = {}
-    for subset, (features, labels) in data.items():
-        loss, accuracy = model.evaluate(features, labels, batch_size=EVALUATION_BATCH_SIZE, verbose=0)
-        metrics[subset] = {"loss": round(loss, 4), "accuracy": round(accuracy, 4)}
-        print(f"{subset}: loss {loss:.4f}, accuracy {accuracy:.4f}")
-
+    results = {subset: model.evaluate(features, labels, batch_size=EVALUATION_BATCH_SIZE, verbose=0)
+               for subset, (features, labels) in data.items()}
     probabilities = model.predict(data["test"][0], batch_size=EVALUATION_BATCH_SIZE, verbose=0)[:, 0]
     predictions = list_predictions("test", data["test"][1], probabilities)
-    metrics["test"].update(classification_metrics(predictions, probabilities))
-    print(f"test: ROC AUC {metrics['test']['roc_auc']:.4f}, {metrics['test']['confusion']}")
+    metrics = subset_metrics(results, predictions, probabilities)
     timings["evaluation"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -8,6 +8,7 @@ import pytest
 
 from helpers import TEST_PARAMS, merged, write_params
 from stages import train
+from stages.evaluation import prediction_rows, subset_metrics
 from stages.layout import (
     CLASSIFIER_FILE,
     FEATURES_DIR,
@@ -26,6 +27,19 @@ def separable(count, shape=(2, 2, 8), seed=0):
     labels = np.arange(count) % 2
     features = rng.normal(0, 1, (count, *shape)) + np.where(labels, 1.0, -1.0)[:, None, None, None]
     return features.astype(np.float32), labels.astype(np.float32)
+
+
+def test_subset_metrics_round_each_subset_and_score_the_test_predictions(capsys):
+    labels, probabilities = [0, 0, 1, 1], [0.1, 0.7, 0.4, 0.9]  # one cat called dog, one dog called cat
+    predictions = prediction_rows(["a", "b", "c", "d"], labels, probabilities)
+    results = {"train": (0.123456, 0.99996), "validation": (np.float32(0.2), 0.5), "test": (0.5, 0.5)}
+    metrics = subset_metrics(results, predictions, probabilities)
+    assert metrics["train"] == {"loss": 0.1235, "accuracy": 1.0}
+    assert metrics["validation"] == {"loss": 0.2, "accuracy": 0.5}
+    assert metrics["test"] == {"loss": 0.5, "accuracy": 0.5, "roc_auc": 0.75, "confusion": {
+        "true_cats": 1, "false_dogs": 1, "false_cats": 1, "true_dogs": 1}}
+    assert json.loads(json.dumps(metrics)) == metrics  # plain numbers, as metrics.json needs
+    assert "test: ROC AUC 0.7500" in capsys.readouterr().out
 
 
 def test_head_structure_and_optimizer():
