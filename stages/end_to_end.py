@@ -118,12 +118,9 @@ def evaluate_and_export(model, classifier, size, batch_size, out_dir):
     for subset in ("train", "validation"):
         *_, dataset = image_dataset(subset, size, batch_size)
         results[subset] = model.evaluate(dataset, verbose=0)
-    # The test images go through the model once: their loss and accuracy come from the predictions.
     files, labels, dataset = image_dataset("test", size, batch_size)
     probabilities = model.predict(dataset, verbose=0)[:, 0]
     predictions = prediction_rows(files, labels, probabilities)
-    results["test"] = (float(keras.losses.binary_crossentropy(np.float32(labels), probabilities)),
-                       np.mean([row["actual"] == row["predicted"] for row in predictions]))
     metrics = subset_metrics(results, predictions, probabilities)
 
     with atomic_path(out_dir / MODEL_FILE) as tmp:

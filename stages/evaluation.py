@@ -5,7 +5,10 @@ Shared by `train` (head on features) and the finetune pipeline's `augment` and `
 `dvc metrics show` and `dvc plots show` compare like with like.
 """
 
+import numpy as np
+
 from stages.labels import LABELS, label_of
+from stages.runtime import keras
 
 
 def prediction_rows(files, labels, probabilities):
@@ -34,9 +37,14 @@ def classification_metrics(predictions, probabilities):
 def subset_metrics(results, predictions, probabilities):
     """The content of metrics.json, printed as it is built.
 
-    `results` maps each subset to its (loss, accuracy); the test subset also gets the ROC AUC and
-    the confusion counts of its `predictions`.
+    `results` maps train and validation to their (loss, accuracy). The test images go through the
+    model once, for their `probabilities`: their loss and accuracy come from those, with the ROC AUC
+    and the confusion counts of their `predictions`.
     """
+    actual_dogs = np.float32([row["actual"] == LABELS[1] for row in predictions])
+    results = dict(results, test=(
+        float(keras.losses.binary_crossentropy(actual_dogs, np.float32(probabilities))),
+        np.mean([row["actual"] == row["predicted"] for row in predictions])))
     metrics = {}
     for subset, (loss, accuracy) in results.items():
         metrics[subset] = {"loss": round(float(loss), 4), "accuracy": round(float(accuracy), 4)}

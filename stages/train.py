@@ -79,8 +79,8 @@ def main():
     timings["epochs"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    results = {subset: model.evaluate(features, labels, batch_size=EVALUATION_BATCH_SIZE, verbose=0)
-               for subset, (features, labels) in data.items()}
+    results = {subset: model.evaluate(*data[subset], batch_size=EVALUATION_BATCH_SIZE, verbose=0)
+               for subset in ("train", "validation")}
     probabilities = model.predict(data["test"][0], batch_size=EVALUATION_BATCH_SIZE, verbose=0)[:, 0]
     predictions = list_predictions("test", data["test"][1], probabilities)
     metrics = subset_metrics(results, predictions, probabilities)
