@@ -46,18 +46,18 @@ def check_params(params):
     return settings
 
 
-def first_unfrozen(layer_names, unfreeze, base_name):
+def first_unfrozen(names, unfreeze, base_name):
     """The index of the first layer to unfreeze: the layer named `unfreeze`, or the last `unfreeze`."""
     if isinstance(unfreeze, int):
-        if unfreeze >= len(layer_names):  # the first layer is the Input: nothing to train
-            raise ParamError("finetune.unfreeze", f"{base_name} has only {len(layer_names) - 1} layers "
+        if unfreeze >= len(names):  # the first layer is the Input: nothing to train
+            raise ParamError("finetune.unfreeze", f"{base_name} has only {len(names) - 1} layers "
                              f"above its input, got {unfreeze}", "unfreeze fewer layers")
-        return len(layer_names) - unfreeze
-    if unfreeze not in layer_names:
-        closest = difflib.get_close_matches(unfreeze, layer_names, n=1, cutoff=0)
+        return len(names) - unfreeze
+    if unfreeze not in names:
+        closest = difflib.get_close_matches(unfreeze, names, n=1, cutoff=0)
         raise ParamError("finetune.unfreeze", f"{base_name} has no layer {unfreeze!r}",
                          f"give one of its layer names (the closest: {closest[0]}) or a number of layers")
-    return layer_names.index(unfreeze)
+    return names.index(unfreeze)
 
 
 def check_layers(params):
