@@ -98,7 +98,7 @@ def fit(model, size, settings, epochs, out_dir):
     """Train on the shuffled train images, validating after each epoch; the history through DVCLive."""
     from dvclive.keras import DVCLiveCallback
 
-    trainable = sum(int(weight.numpy().size) for weight in model.trainable_weights)
+    trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
     print(f"training {trainable:,} of {model.count_params():,} weights for {epochs} epochs")
     start = time.perf_counter()
     *_, train = image_dataset("train", size, settings["batch_size"], shuffle_seed=settings["seed"])
