@@ -16,9 +16,10 @@ import json
 import sys
 from pathlib import Path
 
-from stages.atomic import atomic_path
-from stages.labels import label_of
-from stages.layout import CLASSIFIER_FILE
+from dogs_vs_cats.core.atomic import atomic_path
+from dogs_vs_cats.core.errors import run_stage
+from dogs_vs_cats.core.labels import label_of
+from dogs_vs_cats.core.layout import CLASSIFIER_FILE
 
 OUTPUT_FORMATS = (".csv", ".json")
 BATCH_SIZE = 32
@@ -58,47 +59,26 @@ def find_files(paths):
     return files
 
 
-def image_batches(files, size, batch_size):
-    """Batches of (paths, images resized to size x size, problems), in the order of `files`.
-
-    Each file goes through images.read_image, the judge split uses; an unusable one gets a blank
-    image and its problem, a usable one an empty problem.
-    """
-    from stages.images import read_image, resize
-    from stages.runtime import tf
-
-    def read(path):
-        image, problem = read_image(path.numpy().decode())
-        if problem:
-            return tf.zeros((size, size, 3)), problem
-        return resize(image, size), ""
-
-    def read_in_graph(path):
-        image, problem = tf.py_function(read, [path], [tf.float32, tf.string])
-        image.set_shape((size, size, 3))
-        return path, image, problem
-
-    paths = tf.constant([str(f) for f in files], dtype=tf.string)  # typed even when empty
-    return (tf.data.Dataset.from_tensor_slices(paths)
-            .map(read_in_graph, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .batch(batch_size)
-            .prefetch(1))
-
-
 def classify(model, files, batch_size):
-    """Yield (path, P(dog), None) for each usable file and (path, None, problem) for the others."""
-    from stages.runtime import tf
+    """Yield (path, P(dog), None) for each usable file and (path, None, problem) for the others.
 
-    resize_layer = model.get_layer("resize")  # the exported classifier's first step
-    size = resize_layer.height
+    Each file is judged by images.read_image, as split judges it; an unusable one is reported, not
+    classified.
+    """
+    from dogs_vs_cats.core.runtime import tf
+    from dogs_vs_cats.images import image_dataset
+
+    size = model.get_layer("resize").height  # the exported classifier's first step
     predict = tf.function(lambda images: model(images, training=False)[:, 0], reduce_retracing=True)
-    for paths, images, problems in image_batches(files, size, batch_size):
+    done = 0
+    for images, problems in image_dataset(files, size, batch_size, report_problems=True):
         probabilities = predict(images).numpy()
-        for path, probability, problem in zip(paths.numpy(), probabilities, problems.numpy(), strict=True):
+        batch_files, done = files[done:done + len(probabilities)], done + len(probabilities)
+        for path, probability, problem in zip(batch_files, probabilities, problems.numpy(), strict=True):
             if problem:
-                yield path.decode(), None, problem.decode()
+                yield str(path), None, problem.decode()
             else:
-                yield path.decode(), float(probability), None
+                yield str(path), float(probability), None
 
 
 def write_output(path, results):
@@ -118,7 +98,7 @@ def main(argv=None):
     if not args.model.is_file():
         sys.exit(f"error: no model at {args.model}. Run `dvc repro` to train and export it "
                  "(or `dvc pull` to fetch it from the DVC remote), or pass --model FILE.")
-    from stages.runtime import keras
+    from dogs_vs_cats.core.runtime import keras
 
     model = keras.models.load_model(args.model)
     results = []
@@ -140,4 +120,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_stage(main))  # the exit status main returns; a DiskFull as one line

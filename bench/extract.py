@@ -1,13 +1,13 @@
 """Benchmark: the recipe's extraction loop against `extract` on each engine and precision, side by side.
 
-    python bench/extract.py PHOTOS --name mobilenet_v2 --size 160 --weights WEIGHTS.h5 --images 1000
-    python bench/extract.py PHOTOS --name vgg16 --size 150 --images 1000     # random VGG16
+    python -m bench.extract PHOTOS --name mobilenet_v2 --size 160 --weights WEIGHTS.h5 --images 1000
+    python -m bench.extract PHOTOS --name vgg16 --size 150 --images 1000     # random VGG16
 
 On the same photos (half per class), each in its own process, so that peak memory is its own:
   original   a Python generator decodes and resizes each batch of 20 with Pillow (nearest, as
              Keras' load_img did) and calls conv_base.predict per batch, in float32 (Keras);
-  ENGINE/PRECISION   stages/extract.py's code path (tf.data decoding, stages/engines.py) at batch
-             --batch-size; int8 first quantises the conv base as stages/quantize.py does, on
+  ENGINE/PRECISION   the extract stage's code path (tf.data decoding, dogs_vs_cats/engines.py) at batch
+             --batch-size; int8 first quantises the conv base as the quantize stage does, on
              --calibration images of the first half (not timed).
 Speed is marginal images/s between the first 100 images and all of them, whole pipeline (decoding
 included), and the ratio to the original loop. Parity, against keras/float32's features: the
@@ -29,9 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages.labels import CLASSES  # noqa: E402
-from stages.params import load_params  # noqa: E402
+from dogs_vs_cats.core.labels import CLASSES
+from dogs_vs_cats.core.params import load_params
 
 ORIGINAL_BATCH = 20
 WARM_UP_IMAGES = 100  # speed is measured after these (start-up, compilation, first batches)
@@ -41,7 +40,7 @@ RUNS = ["original", "keras/float32", "keras/bfloat16", "openvino/float32", "open
 
 def pick_images(image_dir, count):
     """`count` images, half per class, in name order, with labels (0 = cat, 1 = dog)."""
-    from stages.split import find_candidates
+    from dogs_vs_cats.splitting import find_candidates
 
     by_class = {c: [] for c in CLASSES}
     for path, class_name in find_candidates(Path(image_dir)).items():
@@ -88,7 +87,7 @@ def run_original(conv_params, files, out_file):
     """The recipe's loop: generator of decoded batches, one predict() call per batch of 20."""
     from PIL import Image
 
-    from stages.conv_base import build_conv_base
+    from dogs_vs_cats.conv_base import build_conv_base
 
     conv_base, preprocess = build_conv_base(conv_params, "float32")
     size = conv_params["input_size"]
@@ -110,13 +109,14 @@ def run_original(conv_params, files, out_file):
 
 
 def run_project(conv_params, engine, precision, files, labels, out_file, batch_size, calibration):
-    """stages/extract.py's code path, unchanged, on one engine and precision."""
-    from stages.engines import load_engine
-    from stages.extract import extract_features, image_dataset
+    """The extract stage's code path, unchanged, on one engine and precision."""
+    from dogs_vs_cats.engines import load_engine
+    from dogs_vs_cats.features import extract_features
+    from dogs_vs_cats.images import image_dataset
 
     quantized_model = None
     if precision == "int8":
-        from stages.quantize import write_int8_conv_base
+        from dogs_vs_cats.quantization import write_int8_conv_base
 
         train_files = [f for f, first in zip(files, first_half(labels), strict=True) if first]
         quantized_model = Path(out_file).with_suffix(".xml")
@@ -125,7 +125,7 @@ def run_project(conv_params, engine, precision, files, labels, out_file, batch_s
     if note:
         print(f"note: {note}", file=sys.stderr)
     timed = Timed(run)
-    dataset = image_dataset(files, conv_params["input_size"], preprocess, batch_size)
+    dataset = image_dataset(files, conv_params["input_size"], batch_size, preprocess=preprocess)
     extract_features(timed, shape, dataset, len(files), out_file)
     return timed.times
 
@@ -159,8 +159,8 @@ def conv_base_params(args):
 
 def train_head(features, labels):
     """The project's head (train.* params), trained on (features, labels)."""
-    from stages.model import build_head
-    from stages.runtime import seed_everything
+    from dogs_vs_cats.core.runtime import seed_everything
+    from dogs_vs_cats.model import build_head
 
     train_params = load_params()["train"]
     seed_everything(train_params["seed"])
@@ -201,7 +201,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs:
             out = Path(tmp) / f"{run.replace('/', '_')}.npy"
-            command = [sys.executable, __file__, *sys.argv[1:], "--run", run, "--out", str(out)]
+            command = [sys.executable, "-m", __spec__.name, *sys.argv[1:], "--run", run, "--out", str(out)]
             completed = subprocess.run(command, capture_output=True, text=True)
             if completed.returncode:
                 print(f"{run}: failed\n{completed.stderr[-2000:]}", file=sys.stderr)

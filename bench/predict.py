@@ -1,31 +1,29 @@
 """Benchmark: predict.py's batched classification against one model call per image, and extract.
 
-    python bench/predict.py PHOTOS --weights WEIGHTS.h5 [--name mobilenet_v2 --size 160 --images 300]
+    python -m bench.predict PHOTOS --weights WEIGHTS.h5 [--name mobilenet_v2 --size 160 --images 300]
 
 On the same photos, with the same conv base (a classifier built as train exports it, the head
 freshly initialised: speed does not depend on its weights):
   (a) before: one eager model call per image, as predict.py classified until now;
   (b) predict.py: tf.data decoding and resizing, one compiled call per batch of 32;
-  (c) extract: stages/extract.py's Keras float32 path over the same files (features only).
+  (c) extract: the extract stage's Keras float32 path over the same files (features only).
 Each runs on the first 100 photos and then on all of them; images/s is the marginal rate between
 the two (start-up and compilation cancel out). Prints images/s, (b) against (c), and the largest
 difference between the probabilities of (a) and (b).
 """
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import predict  # noqa: E402
-from stages.conv_base import build_conv_base  # noqa: E402
-from stages.engines import keras_engine  # noqa: E402
-from stages.extract import extract_features, image_dataset  # noqa: E402
-from stages.images import read_image  # noqa: E402
-from stages.model import build_classifier, build_head  # noqa: E402
+import predict
+from dogs_vs_cats.conv_base import build_conv_base
+from dogs_vs_cats.engines import keras_engine
+from dogs_vs_cats.features import extract_features
+from dogs_vs_cats.images import image_dataset, read_image
+from dogs_vs_cats.model import build_classifier, build_head
 
 FIRST = 100
 
@@ -63,7 +61,7 @@ def main():
         return [probability for _, probability, _ in predict.classify(classifier, paths, predict.BATCH_SIZE)]
 
     def extract(paths):
-        dataset = image_dataset(paths, args.size, preprocess_input, predict.BATCH_SIZE)
+        dataset = image_dataset(paths, args.size, predict.BATCH_SIZE, preprocess=preprocess_input)
         extract_features(keras_engine(conv_base), conv_base.output_shape[1:], dataset, len(paths),
                          "/dev/null")
 

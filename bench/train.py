@@ -1,6 +1,6 @@
 """Benchmark: the `train` stage's step against its memory-traffic floor, side by side.
 
-    python bench/train.py [--features 5,5,1280] [--epochs 5]
+    python -m bench.train [--features 5,5,1280] [--epochs 5]
 
 A step of the head is memory-bound: the Dense(units) kernel (features x units float32, 32.8 MB
 for MobileNetV2's 32 000 features) is read by the forward pass, its gradient written, then
@@ -11,8 +11,8 @@ Runs, each in its own process, on random features of the given shape (2000 train
 validation rows, batch 20, as the recipe):
   (a) the head as compiled before: no XLA, TensorFlow op determinism on, batch 20 everywhere;
   (b) the whole step compiled by XLA (jit_compile=True), as the stage did until the update alone was;
-  (c) the head as stages/model.py compiles and fits it (TensorFlow step, RMSprop's update fused by
-      XLA, validation in batches of 500), seeded as stages/train.py seeds it; run twice.
+  (c) the head as dogs_vs_cats/model.py compiles and fits it (TensorFlow step, RMSprop's update fused by
+      XLA, validation in batches of 500), seeded as the train stage seeds it; run twice.
 Prints ms per training step (epochs after the first, validation included), and whether the two
 runs of (c) give the same weights.
 """
@@ -23,11 +23,8 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TRAIN_ROWS, VALIDATION_ROWS, BATCH, UNITS = 2000, 1000, 20, 256
 
@@ -45,8 +42,8 @@ def copy_bandwidth(nbytes):
 
 def child(run, shape, epochs):
     """Train the head on random features; print ms per step and a hash of the weights as JSON."""
-    from stages.model import build_head, fit_head
-    from stages.runtime import keras, seed_everything, tf
+    from dogs_vs_cats.core.runtime import keras, seed_everything, tf
+    from dogs_vs_cats.model import build_head, fit_head
 
     seed_everything(42)
     if run == "before":
@@ -97,8 +94,8 @@ def main():
     for label, run in (("(a) before: no XLA, op determinism", "before"),
                        ("(b) XLA, the whole step", "xla"),
                        ("(c) stage: XLA-fused RMSprop update", "stage"), ("(c) stage, again", "stage")):
-        command = [sys.executable, __file__, "--features", args.features, "--epochs", str(args.epochs),
-                   "--run", run]
+        command = [sys.executable, "-m", __spec__.name, "--features", args.features,
+                   "--epochs", str(args.epochs), "--run", run]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         results[label] = json.loads(output.strip().splitlines()[-1])
 

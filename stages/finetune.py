@@ -11,82 +11,18 @@ the book's block5 of VGG16; block_13_expand for MobileNetV2) or a number N (its 
 Writes finetune/finetuned/ (classifier.keras, dvclive/, predictions.json, metrics.json).
 """
 
-import difflib
-
-from stages.conv_base import check_conv_base, layer_names
-from stages.end_to_end import (
-    AUGMENTED_DIR,
-    FINETUNED_DIR,
-    MODEL_FILE,
-    augmentation,
-    check_training,
-    end_to_end_model,
-    evaluate_and_export,
-    fit,
-)
-from stages.params import ParamError, load_params, positive_int, positive_number, section
-from stages.runtime import keras, seed_everything
-
-
-def check_params(params):
-    """The finetune section, checked: training settings, unfreeze, epochs and learning rate.
-
-    Whether finetune.unfreeze names a layer of the conv base needs the conv base: see check_layers.
-    """
-    settings = check_training(params)
-    settings["epochs"] = positive_int(params, "finetune.epochs")
-    settings["learning_rate"] = positive_number(params, "finetune.learning_rate")
-    unfreeze = section(params, "finetune").get("unfreeze")
-    if isinstance(unfreeze, bool) or not (isinstance(unfreeze, int) and unfreeze > 0
-                                          or isinstance(unfreeze, str) and unfreeze):
-        raise ParamError("finetune.unfreeze", f"must be a layer name or a number of layers, got {unfreeze!r}",
-                         "set finetune.unfreeze to e.g. block5_conv1 (VGG16), block_13_expand "
-                         "(MobileNetV2), or 4 (the last 4 layers)")
-    settings["unfreeze"] = unfreeze
-    return settings
-
-
-def first_unfrozen(names, unfreeze, base_name):
-    """The index of the first layer to unfreeze: the layer named `unfreeze`, or the last `unfreeze`."""
-    if isinstance(unfreeze, int):
-        if unfreeze >= len(names):  # the first layer is the Input: nothing to train
-            raise ParamError("finetune.unfreeze", f"{base_name} has only {len(names) - 1} layers "
-                             f"above its input, got {unfreeze}", "unfreeze fewer layers")
-        return len(names) - unfreeze
-    if unfreeze not in names:
-        closest = difflib.get_close_matches(unfreeze, names, n=1, cutoff=0)
-        raise ParamError("finetune.unfreeze", f"{base_name} has no layer {unfreeze!r}",
-                         f"give one of its layer names (the closest: {closest[0]}) or a number of layers")
-    return names.index(unfreeze)
-
-
-def check_layers(params):
-    """finetune.unfreeze against the conv base that params.yaml describes (for the check stage)."""
-    conv_params = check_conv_base(params)
-    return first_unfrozen(layer_names(conv_params), check_params(params)["unfreeze"], conv_params["name"])
-
-
-def conv_base_of(classifier):
-    """The conv base inside an exported classifier: its one nested model that is not the head."""
-    return next(layer for layer in classifier.layers
-                if isinstance(layer, keras.Model) and layer.name != "head")
-
-
-def unfreeze(conv_base, first):
-    """Make the layers of conv_base from index `first` on trainable, except BatchNormalization.
-
-    A frozen BatchNormalization layer also runs in inference mode (Keras 3): it normalises with
-    the statistics learnt in pretraining, which a few small batches of cats and dogs would spoil.
-    """
-    conv_base.trainable = True
-    for index, layer in enumerate(conv_base.layers):
-        layer.trainable = index >= first and not isinstance(layer, keras.layers.BatchNormalization)
+from dogs_vs_cats.core.errors import run_stage
+from dogs_vs_cats.core.layout import AUGMENTED_DIR, CLASSIFIER_FILE, FINETUNED_DIR
+from dogs_vs_cats.core.params import load_params
+from dogs_vs_cats.core.runtime import keras, seed_everything
+from dogs_vs_cats.end_to_end import augmentation, end_to_end_model, evaluate_and_export, fit
+from dogs_vs_cats.finetuning import check_finetune, conv_base_of, first_unfrozen, unfreeze
 
 
 def main():
-    settings = check_params(load_params())
+    settings = check_finetune(load_params())
     seed_everything(settings["seed"])
-    classifier = keras.models.load_model(AUGMENTED_DIR / MODEL_FILE)
+    classifier = keras.models.load_model(AUGMENTED_DIR / CLASSIFIER_FILE.name)
     conv_base = conv_base_of(classifier)
     names = [layer.name for layer in conv_base.layers]
     first = first_unfrozen(names, settings["unfreeze"], conv_base.name)
@@ -103,4 +39,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -7,54 +7,37 @@ which every extract@<subset> reads. The test images never calibrate: changing sp
 neither this stage nor the extraction of train and validation.
 
 With any other engine or precision it writes only a note, always the same bytes, so that this
-stage never makes a later stage rerun.
+stage never makes a later stage rerun; and it does so without TensorFlow, which it imports only
+to quantise.
 """
 
-import numpy as np
-
-from stages.atomic import atomic_path
-from stages.conv_base import build_conv_base, check_conv_base
-from stages.engines import QUANTIZED_MODEL, check_engine, openvino_model, quantize, save_openvino
-from stages.extract import image_dataset
-from stages.images import list_images
-from stages.layout import QUANTIZED_DIR, SPLIT_DIR
-from stages.params import load_params, positive_int
+from dogs_vs_cats.core.atomic import atomic_path
+from dogs_vs_cats.core.errors import run_stage
+from dogs_vs_cats.core.layout import QUANTIZED_DIR, QUANTIZED_MODEL, SPLIT_DIR
+from dogs_vs_cats.core.params import load_params
+from dogs_vs_cats.precisions import check_calibration, check_engine, quantizes
 
 NOT_USED = "Only extract.engine: openvino with extract.precision: int8 reads this folder.\n"
 
 
-def check_params(params):
-    """(conv_base section, (engine, precision), number of calibration images), checked."""
-    return check_conv_base(params), check_engine(params), positive_int(params, "quantize.images")
-
-
-def calibration_files(files, count):
-    """`count` files evenly spaced over `files` (all of them if there are fewer), in order."""
-    if count >= len(files):
-        return list(files)
-    return [files[i] for i in np.linspace(0, len(files) - 1, count).round().astype(int)]
-
-
-def write_int8_conv_base(conv_params, train_files, count, path):
-    """Quantise the conv_params conv base, calibrated on `count` of `train_files`; write it to path (.xml)."""
-    conv_base, preprocess = build_conv_base(conv_params, "float32")
-    files = calibration_files(train_files, count)
-    images = image_dataset(files, conv_params["input_size"], preprocess, batch_size=1)
-    print(f"quantising {conv_params['name']} to int8, calibrated on {len(files)} train images")
-    save_openvino(quantize(openvino_model(conv_base), images, len(files)), path)
-
-
 def main():
-    conv_params, engine_precision, count = check_params(load_params())
+    params = load_params()
+    engine, precision = check_engine(params)
+    count = check_calibration(params)
     with atomic_path(QUANTIZED_DIR) as tmp:
         tmp.mkdir()
-        if engine_precision != ("openvino", "int8"):
+        if not quantizes(engine, precision):
             (tmp / "not_used.txt").write_text(NOT_USED)
-            print(f"extract runs {'/'.join(engine_precision)}: nothing to quantise")
+            print(f"extract runs {engine}/{precision}: nothing to quantise")
             return
-        write_int8_conv_base(conv_params, list_images(SPLIT_DIR / "train")[0], count,
+        # TensorFlow, OpenVINO and NNCF: only now.
+        from dogs_vs_cats.conv_base import check_conv_base
+        from dogs_vs_cats.images import list_images
+        from dogs_vs_cats.quantization import write_int8_conv_base
+
+        write_int8_conv_base(check_conv_base(params), list_images(SPLIT_DIR / "train")[0], count,
                              tmp / QUANTIZED_MODEL.name)
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

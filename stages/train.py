@@ -1,4 +1,4 @@
-"""Train the dense head on the extracted features, evaluate it and export the full classifier.
+"""Train the dense head on the extracted features, evaluate it, export the classifier: python -m stages.train
 
 Dense(units, relu) -> Dropout -> Dense(1, sigmoid) on the flattened conv-base features, RMSprop,
 binary cross-entropy. Writes
@@ -12,12 +12,10 @@ binary cross-entropy. Writes
 
 import time
 
-import numpy as np
-
-from stages.atomic import atomic_path, write_json
-from stages.conv_base import build_conv_base, check_conv_base
-from stages.evaluation import prediction_rows, subset_metrics
-from stages.layout import (
+from dogs_vs_cats.conv_base import build_conv_base, check_conv_base
+from dogs_vs_cats.core.atomic import atomic_path, write_json
+from dogs_vs_cats.core.errors import run_stage
+from dogs_vs_cats.core.layout import (
     CLASSIFIER_FILE,
     FEATURES_DIR,
     HEAD_FILE,
@@ -27,46 +25,27 @@ from stages.layout import (
     SPLIT_DIR,
     SUBSETS,
 )
-from stages.model import (
+from dogs_vs_cats.core.params import load_params
+from dogs_vs_cats.core.runtime import seed_everything
+from dogs_vs_cats.evaluation import prediction_rows, subset_metrics
+from dogs_vs_cats.features import load_features
+from dogs_vs_cats.model import (
     EVALUATION_BATCH_SIZE,
     build_classifier,
     build_head,
-    check_head,
+    check_train,
     fit_head,
     inference_copy,
 )
-from stages.params import integer, load_params, positive_int, positive_number, section
-from stages.runtime import seed_everything
-
-
-def check_params(params):
-    """The train section, checked (and the conv_base section, which the export rebuilds)."""
-    check_head(params)
-    for key in ("epochs", "batch_size"):
-        positive_int(params, f"train.{key}")
-    positive_number(params, "train.learning_rate")
-    integer(params, "train.seed")
-    return section(params, "train"), check_conv_base(params)
-
-
-def load_features(subset):
-    """The features and labels `extract` wrote for one subset."""
-    return (np.load(FEATURES_DIR / subset / "features.npy"),
-            np.load(FEATURES_DIR / subset / "labels.npy"))
-
-
-def list_predictions(subset, labels, probabilities):
-    """One row per image of `subset`, in the order extract wrote them."""
-    files = (FEATURES_DIR / subset / "files.txt").read_text().splitlines()
-    return prediction_rows([SPLIT_DIR / file for file in files], labels, probabilities)
 
 
 def main():
     from dvclive.keras import DVCLiveCallback
 
-    params, conv_params = check_params(load_params())
+    all_params = load_params()
+    params, conv_params = check_train(all_params), check_conv_base(all_params)  # the export rebuilds it
     seed_everything(params["seed"])
-    data = {subset: load_features(subset) for subset in SUBSETS}
+    data = {subset: load_features(FEATURES_DIR / subset) for subset in SUBSETS}
     timings = {}
 
     start = time.perf_counter()
@@ -82,7 +61,8 @@ def main():
     results = {subset: model.evaluate(*data[subset], batch_size=EVALUATION_BATCH_SIZE, verbose=0)
                for subset in ("train", "validation")}
     probabilities = model.predict(data["test"][0], batch_size=EVALUATION_BATCH_SIZE, verbose=0)[:, 0]
-    predictions = list_predictions("test", data["test"][1], probabilities)
+    test_files = (FEATURES_DIR / "test" / "files.txt").read_text().splitlines()  # in extract's order
+    predictions = prediction_rows([SPLIT_DIR / file for file in test_files], data["test"][1], probabilities)
     metrics = subset_metrics(results, predictions, probabilities)
     timings["evaluation"] = time.perf_counter() - start
 
@@ -101,4 +81,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -116,8 +116,9 @@ def copy_project(directory):
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "finetune").mkdir()
     shutil.copy2(REPO / "finetune/dvc.yaml", directory / "finetune/dvc.yaml")  # the opt-in pipeline
-    shutil.copytree(REPO / "stages", directory / "stages",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for package in ("stages", "dogs_vs_cats"):  # the entry points and the library they import
+        shutil.copytree(REPO / package, directory / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copytree(REPO / "weights", directory / "weights")  # only its .gitignore
     for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", "predict.py"):
         if (REPO / name).exists():
@@ -132,7 +133,7 @@ def subprocess_env():
     env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["CUDA_VISIBLE_DEVICES"] = ""  # CPU only: the same numbers on every machine
-    env.pop("PYTHONPATH", None)  # run the copied stages/, never the checkout's
+    env.pop("PYTHONPATH", None)  # run the copied code, never the checkout's
     env["PYTHONHASHSEED"] = "0"
     env["DVC_NO_ANALYTICS"] = "1"
     return env

@@ -1,12 +1,19 @@
 """stages/check.py: every parameter checked, and unknown keys named, before any stage runs."""
 
+import subprocess
+import sys
+
 import pytest
 import yaml
 
-from helpers import REPO, TEST_PARAMS, copy_project, make_raw, merged, write_params
+from dogs_vs_cats.checks import check_keys, known_keys
+from dogs_vs_cats.core.errors import run_stage
+from dogs_vs_cats.core.layout import CHECKED_FILE, DVC_FILES
+from dogs_vs_cats.core.params import ParamError
+from helpers import REPO, TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
 from stages import check
 
-KNOWN = check.known_keys([REPO / path for path in check.DVC_FILES])
+KNOWN = known_keys([REPO / path for path in DVC_FILES])
 
 
 def test_known_keys_are_every_key_the_stages_read():
@@ -25,8 +32,8 @@ def test_check_tracks_the_whole_params_file():
     ({"extra": 3}, r"extra: no stage reads this parameter"),
 ])
 def test_unknown_keys_are_named_with_the_closest_known_one(overrides, message):
-    with pytest.raises(SystemExit, match=message):
-        check.check_keys(merged(TEST_PARAMS, overrides), KNOWN)
+    with pytest.raises(ParamError, match=message):
+        check_keys(merged(TEST_PARAMS, overrides), KNOWN)
 
 
 def test_main_writes_the_stamp_when_everything_is_valid(tmp_path, monkeypatch):
@@ -35,7 +42,7 @@ def test_main_writes_the_stamp_when_everything_is_valid(tmp_path, monkeypatch):
     make_raw(project / "data/raw", 2)
     write_params(project)
     check.main()
-    assert check.CHECKED_FILE.read_text() == "params.yaml passed stages/check.py\n"
+    assert CHECKED_FILE.read_text() == "params.yaml passed stages/check.py\n"
 
 
 @pytest.mark.parametrize("overrides, parameter", [
@@ -54,6 +61,30 @@ def test_any_stage_s_bad_value_stops_it_before_writing(tmp_path, monkeypatch, ov
     monkeypatch.chdir(project)
     make_raw(project / "data/raw", 2)
     write_params(project, overrides)
-    with pytest.raises(SystemExit, match=parameter.replace(".", r"\.")):
+    with pytest.raises(ParamError, match=parameter.replace(".", r"\.")):
         check.main()
-    assert not check.CHECKED_FILE.exists()
+    assert not CHECKED_FILE.exists()
+
+
+def test_run_stage_turns_a_user_error_into_its_one_line_and_exit_status_1():
+    def bad_parameter():
+        raise ParamError("train.units", "must be an integer > 0, got 0", "set it to 256")
+
+    with pytest.raises(SystemExit) as error:
+        run_stage(bad_parameter)
+    assert error.value.code == ("error: params.yaml train.units: must be an integer > 0, got 0. "
+                                "Fix: set it to 256")
+    with pytest.raises(ZeroDivisionError):  # a bug is not the user's to fix: its traceback stays
+        run_stage(lambda: 1 / 0)
+
+
+@pytest.mark.slow
+def test_the_stage_prints_one_line_and_exits_1(tmp_path):
+    project = copy_project(tmp_path / "project")
+    make_raw(project / "data/raw", 2)
+    write_params(project, {"train": {"dropout": 1.5}})
+    result = subprocess.run([sys.executable, "-m", "stages.check"], cwd=project, env=subprocess_env(),
+                            text=True, capture_output=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: params.yaml train.dropout: ")
+    assert "Traceback" not in result.stderr

@@ -15,8 +15,21 @@ STAGES = {name: stage for path in DVC_FILES
           for name, stage in yaml.safe_load((REPO / path).read_text())["stages"].items()}
 
 
+PACKAGES = ("stages", "dogs_vs_cats")  # the stage entry points and the library
+
+
+def module_file(name):
+    """The file of module `name` in this repository (a module or a package's __init__), or None."""
+    path = REPO / name.replace(".", "/")
+    for file in (path.with_suffix(".py"), path / "__init__.py"):
+        if file.is_file():
+            return file
+    return None
+
+
 def imported_modules(path, seen=None):
-    """The files of stages/ that the module at `path` imports, directly or through one another."""
+    """The files of the repository's packages that the module at `path` imports, directly or through
+    one another (imports inside functions too: a stage may import TensorFlow's modules late)."""
     seen = set() if seen is None else seen
     for node in ast.walk(ast.parse(Path(path).read_text())):
         names = []
@@ -25,8 +38,8 @@ def imported_modules(path, seen=None):
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         for name in names:
-            file = REPO / (name.replace(".", "/") + ".py")
-            if name.startswith("stages.") and file.is_file() and file not in seen:
+            file = module_file(name) if name.split(".")[0] in PACKAGES else None
+            if file and file not in seen:
                 seen.add(file)
                 imported_modules(file, seen)
     return seen
@@ -37,17 +50,55 @@ def stage_definitions():
         yield name, stage.get("do", stage)  # a foreach stage keeps its definition under `do`
 
 
+def stage_script(stage):
+    module = re.fullmatch(r"python -m (stages\.\w+)(?: .*)?", stage["cmd"]).group(1)
+    return REPO / (module.replace(".", "/") + ".py")
+
+
+def relative(paths):
+    return sorted(str(path.relative_to(REPO)) for path in paths)
+
+
 @pytest.mark.parametrize("name, stage", list(stage_definitions()))
 def test_code_deps_are_the_modules_the_stage_imports(name, stage):
-    module = re.fullmatch(r"python -m (stages\.\w+)(?: .*)?", stage["cmd"]).group(1)
-    script = REPO / (module.replace(".", "/") + ".py")
-    expected = {script} | imported_modules(script)
-    declared = {REPO / dep for dep in stage["deps"] if dep.startswith("stages/")}
-    def names(paths):
-        return sorted(str(path.relative_to(REPO)) for path in paths)
+    """A file dep for each module imported; a folder dep (dogs_vs_cats/core) for all the modules in it.
 
-    assert declared == expected, (f"{name}: missing {names(expected - declared)}, "
-                                  f"not imported {names(declared - expected)}")
+    Package __init__ files are read on import too: those outside a folder dep must hold only their
+    docstring (test_package_init_files_hold_only_a_docstring), so no dep needs to name them.
+    """
+    script = stage_script(stage)
+    code = [REPO / dep for dep in stage["deps"] if dep.split("/")[0] in PACKAGES]
+    folders = [path for path in code if path.is_dir()]
+    files = {path for path in code if not path.is_dir()}
+    imported = {script} | imported_modules(script)
+
+    def in_folder(file):
+        return any(folder in file.parents for folder in folders)
+
+    missing = {file for file in imported if file not in files and not in_folder(file)
+               and file.name != "__init__.py"}
+    assert not missing, f"{name}: imports {relative(missing)}, not in its deps"
+    assert files <= imported, f"{name}: lists {relative(files - imported)}, which it does not import"
+    unused = [folder for folder in folders if not any(folder in file.parents for file in imported)]
+    assert not unused, f"{name}: lists {relative(unused)}, none of which it imports"
+    assert not [file for file in files if in_folder(file)], f"{name}: a file dep inside a folder dep"
+
+
+def test_package_init_files_hold_only_a_docstring():
+    for init in (REPO / "dogs_vs_cats").rglob("__init__.py"):
+        body = ast.parse(init.read_text()).body
+        assert len(body) == 1 and isinstance(body[0], ast.Expr), f"{init}: more than a docstring"
+
+
+def test_every_stage_file_is_run_by_a_pipeline_and_imports_no_other():
+    """stages/ holds exactly the entry points DVC runs; what they share lives in dogs_vs_cats/."""
+    scripts = {stage_script(stage) for _, stage in stage_definitions()}
+    assert scripts == set((REPO / "stages").glob("*.py")), "stages/ must hold exactly the scripts of dvc.yaml"
+    for script in scripts:
+        stage_imports = {file for file in imported_modules(script) if file.parent.name == "stages"}
+        assert not stage_imports, f"{script.name} imports {relative(stage_imports)}"
+        first_lines = ast.get_docstring(ast.parse(script.read_text())).split("\n\n")[0]
+        assert f"python -m stages.{script.stem}" in first_lines, f"{script.name}: name the command DVC runs"
 
 
 @pytest.mark.parametrize("name, stage", [(name, stage) for name, stage in stage_definitions()
@@ -63,7 +114,7 @@ def test_stage_names_are_unique_across_the_pipelines():
 
 def test_no_stage_but_those_that_build_a_conv_base_read_its_module():
     """(and check, which runs every stage's parameter checks first)"""
-    readers = {name for name, stage in stage_definitions() if "stages/conv_base.py" in stage["deps"]}
+    readers = {name for name, stage in stage_definitions() if "dogs_vs_cats/conv_base.py" in stage["deps"]}
     assert readers == {"check", "quantize", "extract", "train", "augment", "finetune"}
 
 
@@ -75,7 +126,8 @@ def test_the_finetune_pipeline_works_from_the_repository_root():
 
 def test_no_main_stage_reads_the_finetune_pipeline_but_check():
     """Changing the opt-in pipeline's code reruns only check, whose output never changes."""
-    finetune_code = {"stages/augment.py", "stages/finetune.py", "stages/end_to_end.py"}
+    finetune_code = {"stages/augment.py", "stages/finetune.py", "dogs_vs_cats/end_to_end.py",
+                     "dogs_vs_cats/finetuning.py"}
     main = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     readers = {name for name, stage in main.items() if finetune_code & set(stage.get("do", stage)["deps"])}
     assert readers == {"check"}

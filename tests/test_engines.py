@@ -1,13 +1,20 @@
 """The engines that run the conv base: which combinations exist, and that they agree."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
-from helpers import TEST_PARAMS, make_raw, merged, write_params
+from dogs_vs_cats import engines
+from dogs_vs_cats.conv_base import build_conv_base
+from dogs_vs_cats.core.layout import QUANTIZED_DIR
+from dogs_vs_cats.core.params import ParamError
+from dogs_vs_cats.engines import keras_engine, load_engine, openvino_engine, openvino_model
+from dogs_vs_cats.precisions import check_engine
+from dogs_vs_cats.quantization import calibration_files
+from helpers import TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
 from stages import quantize, split
-from stages.conv_base import build_conv_base
-from stages.engines import check_engine, keras_engine, load_engine, openvino_engine, openvino_model
-from stages.layout import QUANTIZED_DIR
 
 SIZE = 32
 
@@ -25,7 +32,7 @@ def engine_params(**extract):
     ({"precision": "float64"}, "extract.precision", "unknown value 'float64'"),
 ])
 def test_combinations_that_cannot_run_name_the_parameter(extract, named, says):
-    with pytest.raises(SystemExit, match=f"params.yaml {named}: .*{says}"):
+    with pytest.raises(ParamError, match=f"params.yaml {named}: .*{says}"):
         check_engine(engine_params(**extract))
 
 
@@ -98,6 +105,20 @@ def test_quantize_writes_only_a_constant_note_when_int8_is_not_used(project):
     assert (QUANTIZED_DIR / "not_used.txt").read_bytes() == note
 
 
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_quantize_writes_its_note_without_starting_tensorflow(tmp_path, precision):
+    """The stage as DVC runs it: with no int8 to make, neither TensorFlow nor Keras is imported."""
+    project = copy_project(tmp_path / "project")
+    write_params(project, {"extract": {"precision": precision}})
+    run_as_dvc_does = ("import runpy, sys; runpy.run_module('stages.quantize', run_name='__main__'); "
+                       "print(sorted({name.split('.')[0] for name in sys.modules} & {'tensorflow', "
+                       "'keras'}))")
+    result = subprocess.run([sys.executable, "-c", run_as_dvc_does], cwd=project, env=subprocess_env(),
+                            text=True, capture_output=True, check=True)
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout
+    assert [path.name for path in (project / QUANTIZED_DIR).iterdir()] == ["not_used.txt"]
+
+
 def test_int8_without_a_quantized_model_says_how_to_make_it(project):
     with pytest.raises(FileNotFoundError, match="run `dvc repro`"):
         load_engine(TEST_PARAMS["conv_base"], "openvino", "int8")
@@ -106,12 +127,10 @@ def test_int8_without_a_quantized_model_says_how_to_make_it(project):
 @pytest.mark.parametrize("count, expected", [(3, [0, 5, 10]), (11, list(range(11))), (20, list(range(11)))])
 def test_calibration_images_are_evenly_spaced_over_both_classes(count, expected):
     files = list(range(11))  # list_images order: cats first, then dogs
-    assert quantize.calibration_files(files, count) == expected
+    assert calibration_files(files, count) == expected
 
 
 def test_keras_engine_says_when_a_precision_does_not_suit_this_machine(monkeypatch):
-    from stages import engines
-
     monkeypatch.setattr(engines.tf.config, "list_physical_devices", lambda kind=None: [])
     monkeypatch.setattr(engines, "cpu_flags", lambda: {"avx2", "fma"})  # an AVX2-only CPU
     assert engines.keras_note("float32") is None

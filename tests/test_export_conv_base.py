@@ -1,15 +1,12 @@
 """tools/export_conv_base.py: a conv base inside a saved model, out as a weights file the pipeline loads."""
 
-import sys
-
 import keras
 import numpy as np
 import pytest
 
-from stages.conv_base import build_conv_base
-
-sys.path.insert(0, "tools")
-import export_conv_base  # noqa: E402
+from dogs_vs_cats.conv_base import build_conv_base
+from dogs_vs_cats.core.params import ParamError
+from tools import export_conv_base
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +33,7 @@ def test_writes_weights_that_load_into_keras_applications(saved_model, tmp_path,
 def test_wrong_conv_base_name_fails_and_writes_nothing(saved_model, tmp_path):
     path, _ = saved_model
     output = tmp_path / "base.weights.h5"
-    with pytest.raises(SystemExit, match="conv_base.weights: .* does not load into vgg16"):
+    with pytest.raises(ParamError, match="conv_base.weights: .* does not load into vgg16"):
         export_conv_base.main([str(path), str(output), "--name", "vgg16"])
     assert list(tmp_path.iterdir()) == []
 

@@ -1,4 +1,4 @@
-"""stages/extract.py and stages/conv_base.py: preprocessing, the conv base, features, interruptions."""
+"""stages/extract.py and dogs_vs_cats/conv_base.py: preprocessing, the conv base, features, interruptions."""
 
 import errno
 import shutil
@@ -13,11 +13,13 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from dogs_vs_cats.conv_base import build_conv_base, layer_names
+from dogs_vs_cats.core.atomic import DiskFull
+from dogs_vs_cats.core.layout import FEATURES_DIR, SPLIT_DIR
+from dogs_vs_cats.core.params import ParamError
+from dogs_vs_cats.images import load_image
 from helpers import TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
 from stages import extract, split
-from stages.conv_base import build_conv_base, layer_names
-from stages.images import load_image
-from stages.layout import FEATURES_DIR, SPLIT_DIR
 
 
 def conv_base_params(**overrides):
@@ -83,9 +85,9 @@ def test_random_weights_are_seeded():
 
 
 def test_bad_precision_and_model_name_name_the_parameter():
-    with pytest.raises(SystemExit, match="extract.precision"):
+    with pytest.raises(ParamError, match="extract.precision"):
         build_conv_base(conv_base_params(), "float8")
-    with pytest.raises(SystemExit, match="conv_base.name"):
+    with pytest.raises(ParamError, match="conv_base.name"):
         build_conv_base(conv_base_params(name="no_such_net"), "float32")
 
 
@@ -138,7 +140,7 @@ def test_failed_weights_download_names_the_parameter(monkeypatch):
         raise Exception("no network in this test")
 
     monkeypatch.setattr(file_utils, "get_file", no_network)
-    with pytest.raises(SystemExit) as error:
+    with pytest.raises(ParamError) as error:
         build_conv_base({"name": "vgg16", "weights": "imagenet", "input_size": 32, "seed": 0})
     message = str(error.value)
     assert "conv_base.weights" in message and "download" in message and "null" in message
@@ -149,7 +151,7 @@ def test_layer_names_come_from_the_architecture_and_refuse_a_too_small_input():
     names = layer_names(conv_base_params(input_size=32))
     assert names[0].startswith("input") and names[1:3] == ["block1_conv1", "block1_conv2"]
     assert names[-1] == "block5_pool" and len(names) == 19
-    with pytest.raises(SystemExit, match=r"conv_base\.input_size: vgg16 cannot take 16x16 images"):
+    with pytest.raises(ParamError, match=r"conv_base\.input_size: vgg16 cannot take 16x16 images"):
         layer_names(conv_base_params(input_size=16))
 
 
@@ -204,9 +206,9 @@ def test_too_little_disk_space_is_one_line_before_any_work(project, monkeypatch)
     free = 10 * 512 * 4 - 1  # one byte less than 10 images of (1, 1, 512) float32 features
     usage = shutil._ntuple_diskusage(total=10**9, used=10**9 - free, free=free)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage)
-    with pytest.raises(SystemExit) as error:
+    with pytest.raises(DiskFull) as error:
         run_extract(monkeypatch, "train")
-    message = str(error.value.code)
+    message = str(error.value)
     assert message.startswith("error: no space left for data/features") and "\n" not in message
     assert "needs about 0 MB, 0 MB free" in message
     assert not (FEATURES_DIR / "train").exists() and not (FEATURES_DIR / ".train.tmp").exists()
@@ -221,14 +223,14 @@ def test_disk_full_while_writing_is_one_line_and_leaves_nothing(project, monkeyp
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(np, "save", no_space)  # features are written; the labels find the disk full
-    with pytest.raises(SystemExit) as error:
+    with pytest.raises(DiskFull) as error:
         run_extract(monkeypatch, "train")
-    assert str(error.value.code).startswith("error: no space left for data/features/train: it ")
+    assert str(error.value).startswith("error: no space left for data/features/train: it ")
     assert not (FEATURES_DIR / "train").exists() and not (FEATURES_DIR / ".train.tmp").exists()
 
 
 def test_a_weights_file_that_does_not_fit_names_the_parameter(tmp_path):
     broken = tmp_path / "broken.weights.h5"
     broken.write_bytes(b"not a weights file")
-    with pytest.raises(SystemExit, match=r"conv_base\.weights: .*broken\.weights\.h5 does not load into"):
+    with pytest.raises(ParamError, match=r"conv_base\.weights: .*broken\.weights\.h5 does not load into"):
         build_conv_base(conv_base_params(weights=str(broken)))

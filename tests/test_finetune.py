@@ -1,4 +1,4 @@
-"""stages/augment.py, stages/finetune.py and what they share (stages/end_to_end.py)."""
+"""stages/augment.py, stages/finetune.py and what they share (dogs_vs_cats/end_to_end.py, finetuning.py)."""
 
 import json
 
@@ -6,23 +6,23 @@ import keras
 import numpy as np
 import pytest
 
+from dogs_vs_cats.conv_base import build_conv_base
+from dogs_vs_cats.core.layout import (
+    AUGMENTED_DIR,
+    CLASSIFIER_FILE,
+    FINETUNED_DIR,
+    PREDICTIONS_FILE,
+    SPLIT_DIR,
+)
+from dogs_vs_cats.core.params import ParamError
+from dogs_vs_cats.end_to_end import augmentation, check_augment, end_to_end_model, subset_dataset
+from dogs_vs_cats.finetuning import check_finetune, check_layers, conv_base_of, first_unfrozen, unfreeze
+from dogs_vs_cats.model import build_classifier, build_head
 from helpers import TEST_PARAMS, make_raw, merged, write_params
 from stages import augment, finetune
-from stages.conv_base import build_conv_base
-from stages.end_to_end import (
-    AUGMENTED_DIR,
-    FINETUNED_DIR,
-    METRICS_FILE,
-    MODEL_FILE,
-    PREDICTIONS_FILE,
-    augmentation,
-    end_to_end_model,
-    image_dataset,
-)
-from stages.layout import SPLIT_DIR
-from stages.model import build_classifier, build_head
 
-SETTINGS = finetune.check_params(TEST_PARAMS)
+MODEL_FILE, METRICS_FILE = CLASSIFIER_FILE.name, "metrics.json"  # in each stage's folder
+SETTINGS = check_finetune(TEST_PARAMS)
 
 
 @pytest.mark.parametrize("key, value", [
@@ -30,8 +30,8 @@ SETTINGS = finetune.check_params(TEST_PARAMS)
     ("head_epochs", 0), ("head_learning_rate", 0), ("head_learning_rate", "slow"),
 ])
 def test_bad_augment_params_name_the_parameter(key, value):
-    with pytest.raises(SystemExit, match=rf"params\.yaml finetune\.{key}: "):
-        augment.check_params(merged(TEST_PARAMS, {"finetune": {key: value}}))
+    with pytest.raises(ParamError, match=rf"params\.yaml finetune\.{key}: "):
+        check_augment(merged(TEST_PARAMS, {"finetune": {key: value}}))
 
 
 @pytest.mark.parametrize("key, value", [
@@ -39,13 +39,13 @@ def test_bad_augment_params_name_the_parameter(key, value):
     ("unfreeze", None), ("unfreeze", 2.5),
 ])
 def test_bad_finetune_params_name_the_parameter(key, value):
-    with pytest.raises(SystemExit, match=rf"params\.yaml finetune\.{key}: "):
-        finetune.check_params(merged(TEST_PARAMS, {"finetune": {key: value}}))
+    with pytest.raises(ParamError, match=rf"params\.yaml finetune\.{key}: "):
+        check_finetune(merged(TEST_PARAMS, {"finetune": {key: value}}))
 
 
 def test_augment_reads_the_head_of_train():
-    with pytest.raises(SystemExit, match=r"train\.dropout"):
-        augment.check_params(merged(TEST_PARAMS, {"train": {"dropout": 1}}))
+    with pytest.raises(ParamError, match=r"train\.dropout"):
+        check_augment(merged(TEST_PARAMS, {"train": {"dropout": 1}}))
 
 
 def test_zero_augmentation_factors_leave_their_layers_out():
@@ -56,23 +56,23 @@ def test_zero_augmentation_factors_leave_their_layers_out():
 
 def test_unfreeze_by_name_or_by_count():
     names = ["input", "block4_conv1", "block4_pool", "block5_conv1", "block5_conv2", "block5_pool"]
-    assert finetune.first_unfrozen(names, "block5_conv1", "vgg") == 3
-    assert finetune.first_unfrozen(names, 3, "vgg") == 3
-    assert finetune.first_unfrozen(names, 5, "vgg") == 1
-    with pytest.raises(SystemExit, match=r"finetune\.unfreeze: vgg has only 5 layers above its input"):
-        finetune.first_unfrozen(names, 6, "vgg")
-    with pytest.raises(SystemExit, match=r"finetune\.unfreeze: vgg has no layer 'block5_conv'. "
+    assert first_unfrozen(names, "block5_conv1", "vgg") == 3
+    assert first_unfrozen(names, 3, "vgg") == 3
+    assert first_unfrozen(names, 5, "vgg") == 1
+    with pytest.raises(ParamError, match=r"finetune\.unfreeze: vgg has only 5 layers above its input"):
+        first_unfrozen(names, 6, "vgg")
+    with pytest.raises(ParamError, match=r"finetune\.unfreeze: vgg has no layer 'block5_conv'. "
                                          r"Fix: give one of its layer names \(the closest: block5_conv"):
-        finetune.first_unfrozen(names, "block5_conv", "vgg")
+        first_unfrozen(names, "block5_conv", "vgg")
 
 
 def test_check_layers_reads_the_conv_base_of_params():
-    assert finetune.check_layers(merged(TEST_PARAMS, {"finetune": {"unfreeze": "block5_conv1"}})) == 15
+    assert check_layers(merged(TEST_PARAMS, {"finetune": {"unfreeze": "block5_conv1"}})) == 15
     mobilenet = merged(TEST_PARAMS, {"conv_base": {"name": "mobilenet_v2"},
                                      "finetune": {"unfreeze": "block_13_expand"}})
-    assert finetune.check_layers(mobilenet) == 154 - 38
-    with pytest.raises(SystemExit, match=r"finetune\.unfreeze: mobilenet_v2 has no layer 'block5_conv1'"):
-        finetune.check_layers(merged(mobilenet, {"finetune": {"unfreeze": "block5_conv1"}}))
+    assert check_layers(mobilenet) == 154 - 38
+    with pytest.raises(ParamError, match=r"finetune\.unfreeze: mobilenet_v2 has no layer 'block5_conv1'"):
+        check_layers(merged(mobilenet, {"finetune": {"unfreeze": "block5_conv1"}}))
 
 
 def test_augmentation_changes_images_in_training_only():
@@ -93,12 +93,12 @@ def small_classifier(name):
     return build_classifier(conv_base, preprocess_input, head)
 
 
-def train_one_epoch(classifier, unfreeze, learning_rate=1e-3):
+def train_one_epoch(classifier, first_layer, learning_rate=1e-3):
     """As the finetune stage does, on 8 random images; returns the conv base."""
     keras.utils.set_random_seed(0)
-    conv_base = finetune.conv_base_of(classifier)
+    conv_base = conv_base_of(classifier)
     names = [layer.name for layer in conv_base.layers]
-    finetune.unfreeze(conv_base, finetune.first_unfrozen(names, unfreeze, conv_base.name))
+    unfreeze(conv_base, first_unfrozen(names, first_layer, conv_base.name))
     model = end_to_end_model(classifier.get_layer("preprocess"), conv_base, classifier.get_layer("head"),
                              augmentation(SETTINGS, 0), learning_rate)
     rng = np.random.default_rng(0)
@@ -113,7 +113,7 @@ def weights_of(layer):
 
 def test_fine_tuning_changes_the_unfrozen_layers_only():
     classifier = small_classifier("vgg16")
-    conv_base = finetune.conv_base_of(classifier)
+    conv_base = conv_base_of(classifier)
     before = {layer.name: weights_of(layer) for layer in [*conv_base.layers, classifier.get_layer("head")]}
     train_one_epoch(classifier, "block5_conv1")
     for name in ("block5_conv1", "block5_conv3", "head"):
@@ -126,7 +126,7 @@ def test_fine_tuning_changes_the_unfrozen_layers_only():
 
 def test_batch_normalization_stays_frozen_in_the_unfrozen_top():
     classifier = small_classifier("mobilenet_v2")
-    conv_base = finetune.conv_base_of(classifier)
+    conv_base = conv_base_of(classifier)
     norms = [layer for layer in conv_base.layers[-38:] if isinstance(layer, keras.layers.BatchNormalization)]
     before = [weights_of(layer) for layer in norms]  # gamma, beta, moving mean and variance
     train_one_epoch(classifier, "block_13_expand")
@@ -140,7 +140,7 @@ def test_batch_normalization_stays_frozen_in_the_unfrozen_top():
 
 def test_main_checks_params_before_any_work(project):
     write_params(project, {"finetune": {"head_epochs": 0}})  # and no images at all
-    with pytest.raises(SystemExit, match=r"finetune\.head_epochs"):
+    with pytest.raises(ParamError, match=r"finetune\.head_epochs"):
         augment.main()
     assert not (AUGMENTED_DIR / MODEL_FILE).exists()
 
@@ -159,7 +159,7 @@ def test_the_stages_write_models_metrics_predictions_and_history(project):
     for out_dir in (AUGMENTED_DIR, FINETUNED_DIR):
         metrics = json.loads((out_dir / METRICS_FILE).read_text())
         assert set(metrics) == {"train", "validation", "test"} and "roc_auc" in metrics["test"]
-        predictions = json.loads((out_dir / PREDICTIONS_FILE).read_text())
+        predictions = json.loads((out_dir / PREDICTIONS_FILE.name).read_text())
         assert [row["file"] for row in predictions] == [
             f"data/split/test/{class_name}/{n}.jpg" for class_name in ("cats", "dogs") for n in (1, 2)]
         assert sum(metrics["test"]["confusion"].values()) == 4
@@ -168,10 +168,10 @@ def test_the_stages_write_models_metrics_predictions_and_history(project):
         classifier = keras.models.load_model(out_dir / MODEL_FILE)
         assert [layer.name for layer in classifier.layers[1:3]] == ["resize", "preprocess"]
         assert classifier.input_shape == (None, None, None, 3) and classifier.output_shape == (None, 1)
-        assert not finetune.conv_base_of(classifier).trainable  # exported frozen
+        assert not conv_base_of(classifier).trainable  # exported frozen
         # The test loss and accuracy, computed from the predictions, are what Keras evaluates.
         classifier.compile(loss="binary_crossentropy", metrics=["accuracy"])
-        *_, test_images = image_dataset("test", finetune.conv_base_of(classifier).input_shape[1], 4)
+        *_, test_images = subset_dataset("test", conv_base_of(classifier).input_shape[1], 4)
         loss, accuracy = classifier.evaluate(test_images, verbose=0)
         assert metrics["test"]["loss"] == pytest.approx(loss, abs=6e-5)  # rounded to 4 places
         assert metrics["test"]["accuracy"] == pytest.approx(accuracy)

@@ -1,4 +1,4 @@
-"""stages/images.py: decoding every kind of image file, and judging the ones that cannot be used.
+"""dogs_vs_cats/images.py: decoding every kind of image file, and judging the ones that cannot be used.
 
 What TensorFlow 2.21's tf.io.decode_image(channels=3, expand_animations=False) does with each
 file below (test_what_tensorflow_decodes pins it):
@@ -20,9 +20,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from dogs_vs_cats import images
+from dogs_vs_cats.images import decode_image, load_image
 from helpers import EMPTY, TRUNCATED, UNREADABLE, image_array, jpeg_bytes, write_bad_files
-from stages import images
-from stages.images import decode_image, load_image
 
 
 def check_image(path):

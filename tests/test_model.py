@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.conv_base import build_conv_base, conv_base_module
-from stages.images import decode_image, load_image
-from stages.model import affine_preprocessing, build_classifier, build_head, preprocess_layer
+from dogs_vs_cats.conv_base import build_conv_base, conv_base_module
+from dogs_vs_cats.images import decode_image, load_image
+from dogs_vs_cats.model import affine_preprocessing, build_classifier, build_head, preprocess_layer
 
 SIZE = 32  # the smallest input that keras.applications models accept: keeps the test fast
 
@@ -76,7 +76,7 @@ def test_fused_rmsprop_updates_as_keras_rmsprop():
     """The head's RMSprop (update compiled by XLA) steps the weights exactly as Keras's does."""
     import keras
 
-    from stages.model import RMSprop
+    from dogs_vs_cats.model import RMSprop
 
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (64, 10)).astype(np.float32)
@@ -99,7 +99,7 @@ def test_fused_rmsprop_updates_as_keras_rmsprop():
 @pytest.mark.parametrize("option", [{"momentum": 0.9}, {"centered": True}])
 def test_fused_rmsprop_refuses_what_it_does_not_implement(option):
     """Momentum and centering would be silently ignored by the fused update: refused instead."""
-    from stages.model import RMSprop
+    from dogs_vs_cats.model import RMSprop
 
     with pytest.raises(ValueError, match="neither momentum nor centered"):
         RMSprop(learning_rate=1e-2, **option)

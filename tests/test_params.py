@@ -1,6 +1,6 @@
 """params.yaml is read as DVC reads and writes it."""
 
-from stages.params import load_params
+from dogs_vs_cats.core.params import load_params
 
 
 def test_exponent_floats_that_dvc_writes_are_numbers(tmp_path):

@@ -1,4 +1,4 @@
-"""End to end: `dvc repro` of the real dvc.yaml and stages/ in a throw-away git + DVC project.
+"""End to end: `dvc repro` of the real dvc.yaml, stages/ and dogs_vs_cats/ in a throw-away git + DVC project.
 
 One project (module scope) is built and reproduced once, then changed step by step; each test
 leaves it reproduced. Select these tests with `-m e2e`, skip them with `-m "not e2e"`.
@@ -109,7 +109,7 @@ def test_learning_rate_change_reruns_train_and_plots_only(pipeline):
 def test_conv_base_module_change_reruns_extract_and_train_only(pipeline):
     """Each stage depends on the modules it imports: the conv base is none of split's or plots' business."""
     project, _, _ = pipeline
-    module = project / "stages/conv_base.py"
+    module = project / "dogs_vs_cats/conv_base.py"
     original = module.read_text()
     module.write_text(original + "\n# an edit that changes nothing\n")
     try:
@@ -120,6 +120,30 @@ def test_conv_base_module_change_reruns_extract_and_train_only(pipeline):
     # Same features and head, so the plots' inputs are unchanged.
     assert "split" not in ran and "plots" not in ran, ran
     repro(project)  # back to the committed module
+
+
+def test_bytecode_caches_are_not_part_of_the_code_deps(pipeline):
+    """A fresh clone has no __pycache__/: without .dvcignore's patterns it would rerun every stage."""
+    project, _, _ = pipeline
+    caches = list(project.rglob("__pycache__"))
+    assert any(cache.parent.name == "core" for cache in caches)  # the stages ran, and left them
+    for cache in caches:
+        shutil.rmtree(cache)
+    assert "up to date" in dvc(project, "status", "dvc.yaml")
+
+
+def test_a_core_module_change_makes_every_stage_out_of_date(pipeline):
+    """dogs_vs_cats/core is one folder dep of every stage (dvc status: no need to rerun them all)."""
+    project, _, _ = pipeline
+    module = project / "dogs_vs_cats/core/labels.py"
+    original = module.read_text()
+    module.write_text(original + "\n# an edit that changes nothing\n")
+    try:
+        changed = json.loads(dvc(project, "status", "--json", "dvc.yaml"))
+    finally:
+        module.write_text(original)
+    assert {"check", "split", "quantize", "extract@train", "train", "plots"} <= set(changed), changed
+    assert "up to date" in dvc(project, "status", "dvc.yaml")
 
 
 @pytest.mark.parametrize("edit", [

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 import predict
-from stages.conv_base import build_conv_base
-from stages.model import build_classifier, build_head
+from dogs_vs_cats.conv_base import build_conv_base
+from dogs_vs_cats.model import build_classifier, build_head
 
 SIZE = 32
 

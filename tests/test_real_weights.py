@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import predict
+from dogs_vs_cats.core.layout import CLASSIFIER_FILE, METRICS_FILE, PREDICTIONS_FILE, SUBSETS
+from dogs_vs_cats.images import decode_image
 from helpers import SHARED_PHOTOS, SHARED_WEIGHTS, needs_shared, write_params
 from stages import extract, split, train
-from stages.images import decode_image
-from stages.layout import CLASSIFIER_FILE, METRICS_FILE, PREDICTIONS_FILE, SUBSETS
 
 pytestmark = [needs_shared, pytest.mark.slow]
 

@@ -1,4 +1,4 @@
-"""stages/split.py: which images go where, reproducibly, in either raw layout."""
+"""stages/split.py, dogs_vs_cats/splitting.py: which images go where, reproducibly, in either raw layout."""
 
 import json
 import os
@@ -7,6 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dogs_vs_cats.core.labels import CLASSES
+from dogs_vs_cats.core.layout import SPLIT_DIR, SPLIT_REPORT, SUBSETS
+from dogs_vs_cats.core.params import ParamError
+from dogs_vs_cats.images import load_image
+from dogs_vs_cats.splitting import select
 from helpers import (
     EMPTY,
     NO_CLASS,
@@ -18,9 +23,6 @@ from helpers import (
     write_params,
 )
 from stages import split
-from stages.images import load_image
-from stages.labels import CLASSES
-from stages.layout import SPLIT_DIR, SPLIT_REPORT, SUBSETS
 
 
 def selection():
@@ -104,20 +106,20 @@ def test_changing_test_count_keeps_train_and_validation(project):
 
 def test_select_cuts_one_shuffle_in_order():
     files = [Path(f"f{i}.jpg") for i in range(10)]
-    a = split.select(files, {"train": 3, "validation": 2, "test": 1}, seed=1)
-    b = split.select(files, {"train": 3, "validation": 2, "test": 4}, seed=1)
+    a = select(files, {"train": 3, "validation": 2, "test": 1}, seed=1)
+    b = select(files, {"train": 3, "validation": 2, "test": 4}, seed=1)
     assert a["train"] == b["train"] and a["validation"] == b["validation"]
     assert b["test"][:1] == a["test"]
-    assert split.select(files, {"train": 3, "validation": 2, "test": 1}, seed=1) == a
+    assert select(files, {"train": 3, "validation": 2, "test": 1}, seed=1) == a
 
 
 @pytest.mark.parametrize("layout", ["flat", "folders"])
 def test_too_few_images_is_a_clear_error_before_writing(project, layout):
     make_raw(project / "data/raw", 6, layout)
     write_params(project, {"split": {"train": 4, "validation": 2, "test": 2}})  # 8 > 6
-    with pytest.raises(SystemExit) as error:
+    with pytest.raises(ParamError) as error:
         split.main()
-    message = str(error.value.code)
+    message = str(error.value)
     assert "split.train" in message and "8" in message and "6" in message
     # Only the report, which says what was found: no subset is written when the split cannot be made.
     assert sorted(p.name for p in SPLIT_DIR.iterdir()) == ["report.json"]
@@ -129,7 +131,7 @@ def test_too_few_images_keeps_the_previous_split(project):
     split.main()
     before = selection()
     update_params(project, {"split": {"train": 20}})
-    with pytest.raises(SystemExit):
+    with pytest.raises(ParamError):
         split.main()
     assert selection() == before
 
@@ -206,7 +208,7 @@ def test_per_class_folders_with_junk(project):
                      NO_CLASS: ["Bird/1.jpg", "README.txt"]}
 
 
-# --- Parameter validation: a SystemExit naming the parameter, before anything is written ----------
+# --- Parameter validation: a ParamError naming the parameter, before anything is written ----------
 
 
 @pytest.mark.parametrize("overrides, parameter", [
@@ -221,9 +223,9 @@ def test_per_class_folders_with_junk(project):
 def test_bad_split_params_name_the_parameter(project, overrides, parameter):
     make_raw(project / "data/raw", 8)
     write_params(project, {"split": overrides})
-    with pytest.raises(SystemExit) as error:
+    with pytest.raises(ParamError) as error:
         split.main()
-    assert parameter in str(error.value.code)
+    assert parameter in str(error.value)
     assert not SPLIT_DIR.exists()
 
 
@@ -232,7 +234,7 @@ def test_missing_raw_dir_key(project):
     params = write_params(project)
     del params["split"]["raw_dir"]
     (project / "params.yaml").write_text(yaml.safe_dump(params))
-    with pytest.raises(SystemExit, match=r"split\.raw_dir"):
+    with pytest.raises(ParamError, match=r"split\.raw_dir"):
         split.main()
     assert not SPLIT_DIR.exists()
 
@@ -244,9 +246,9 @@ def test_a_class_without_images(project, layout):
         if "dog" in str(path.relative_to(project / "data/raw")).lower() and path.is_file():
             path.unlink()
     write_params(project)
-    with pytest.raises(SystemExit) as error:
+    with pytest.raises(ParamError) as error:
         split.main()
-    message = str(error.value.code)
+    message = str(error.value)
     assert "split.raw_dir" in message and "dogs" in message
     assert sorted(p.name for p in SPLIT_DIR.iterdir()) == ["report.json"]
 
@@ -259,9 +261,9 @@ def test_no_usable_images_says_how_many_files_were_skipped_and_why(project):
     for path in (project / "data/raw").glob("cat.*.jpg"):
         path.unlink()
     write_params(project)
-    with pytest.raises(SystemExit) as error:
+    with pytest.raises(ParamError) as error:
         split.main()
-    message = str(error.value.code)
+    message = str(error.value)
     assert message.count("\n") == 0 and "split.raw_dir" in message and "no usable cats images" in message
     assert "20 file(s) skipped: 20 name matches no class, e.g. data/raw/kitty_0.png" in message
     report = json.loads(SPLIT_REPORT.read_text())

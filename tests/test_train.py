@@ -6,10 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import TEST_PARAMS, merged, write_params
-from stages import train
-from stages.evaluation import prediction_rows, subset_metrics
-from stages.layout import (
+from dogs_vs_cats.core.layout import (
     CLASSIFIER_FILE,
     FEATURES_DIR,
     HEAD_FILE,
@@ -18,7 +15,11 @@ from stages.layout import (
     PREDICTIONS_FILE,
     SUBSETS,
 )
-from stages.model import build_head
+from dogs_vs_cats.core.params import ParamError
+from dogs_vs_cats.evaluation import prediction_rows, subset_metrics
+from dogs_vs_cats.model import build_head, check_train
+from helpers import TEST_PARAMS, merged, write_params
+from stages import train
 
 
 def separable(count, shape=(2, 2, 8), seed=0):
@@ -78,19 +79,19 @@ def test_head_learns_separable_features():
 ])
 def test_bad_params_name_the_parameter(key, value):
     params = merged(TEST_PARAMS, {"train": {key: value}})
-    with pytest.raises(SystemExit, match=rf"train\.{key}"):
-        train.check_params(params)
+    with pytest.raises(ParamError, match=rf"train\.{key}"):
+        check_train(params)
 
 
 def test_good_params_pass():
     for overrides in ({"dropout": 0}, {"learning_rate": 1}):
-        train_params, _ = train.check_params(merged(TEST_PARAMS, {"train": overrides}))
+        train_params = check_train(merged(TEST_PARAMS, {"train": overrides}))
         assert train_params == dict(TEST_PARAMS["train"], **overrides)
 
 
 def test_main_checks_params_before_any_work(project):
     write_params(project, {"train": {"units": 0}})  # and no features at all
-    with pytest.raises(SystemExit, match=r"train\.units"):
+    with pytest.raises(ParamError, match=r"train\.units"):
         train.main()
     assert not METRICS_FILE.exists() and not HEAD_FILE.exists()
 

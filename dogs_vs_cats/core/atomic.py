@@ -7,9 +7,11 @@ import os
 import shutil
 from pathlib import Path
 
+from dogs_vs_cats.core.errors import UserError
 
-class DiskFull(SystemExit):
-    """Not enough room for an output: exits with one line that names it and the space it needs."""
+
+class DiskFull(UserError):
+    """Not enough room for an output: one line that names it and the space it needs."""
 
     def __init__(self, path, needed=None):
         free = shutil.disk_usage(_existing_parent(Path(path))).free
@@ -40,7 +42,7 @@ def atomic_path(path):
 
     An interruption leaves either the old complete output or none, never a half-written one
     (DVC removes the old one before a stage runs). A stale temporary from an earlier crash is
-    removed first. A full disk ends the program with one line (DiskFull), not a traceback.
+    removed first. A full disk raises DiskFull, whose one line names the output.
     """
     path = Path(path)
     stem, dot, suffixes = path.name.partition(".")

@@ -1,15 +1,8 @@
 """The engines that run the conv base for `extract`: Keras (TensorFlow) or OpenVINO (CPU only).
 
-extract.engine picks the engine and extract.precision its arithmetic:
-
-    precision   keras                          openvino
-    float32     yes                            yes (converted from the Keras conv base)
-    bfloat16    mixed_bfloat16 dtype policy    bf16 inference precision (AVX-512 BF16 or AMX CPUs)
-    float16     mixed_float16 (for GPUs)       -
-    int8        -                              the conv base quantised by stages/quantize.py
-
-Either way an engine is a function from a batch of preprocessed images (a tensor or an array) to
-its features (an array).
+extract.engine picks the engine and extract.precision its arithmetic (dogs_vs_cats/precisions.py
+says which combinations run). Either way an engine is a function from a batch of preprocessed
+images (a tensor or an array) to its features (an array).
 """
 
 import warnings
@@ -17,28 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from stages.conv_base import build_conv_base, check_precision, conv_base_module
-from stages.layout import QUANTIZED_DIR
-from stages.params import ParamError, one_of
-from stages.runtime import tf
+from dogs_vs_cats.conv_base import build_conv_base, conv_base_module
+from dogs_vs_cats.core.layout import QUANTIZED_MODEL
+from dogs_vs_cats.core.runtime import tf
 
-ENGINES = ("keras", "openvino")
 OPENVINO_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}  # int8: f32 between int8 ops
-QUANTIZED_MODEL = QUANTIZED_DIR / "conv_base.xml"  # and its weights, conv_base.bin: stages/quantize.py
-
-
-def check_engine(params):
-    """(extract.engine, extract.precision), checked as a combination that can run."""
-    engine = one_of(params, "extract.engine", ENGINES)
-    precision = check_precision(params)
-    if engine == "keras" and precision == "int8":
-        raise ParamError("extract.precision", "int8 runs on the OpenVINO engine only",
-                         "set extract.engine: openvino, or a float precision such as float32")
-    if engine == "openvino" and precision == "float16":
-        raise ParamError("extract.precision", "float16 is the Keras engine's setting for GPUs; OpenVINO "
-                         "runs float32, bfloat16 or int8 on the CPU",
-                         "set extract.precision: bfloat16 (or extract.engine: keras on a GPU)")
-    return engine, precision
 
 
 def keras_engine(conv_base):
@@ -128,7 +104,7 @@ def save_openvino(model, path):
 def load_engine(conv_params, engine, precision, quantized_model=QUANTIZED_MODEL):
     """What extract runs: (engine, the conv base's preprocess_input, feature shape, note or None).
 
-    For int8, the conv base is the one stages/quantize.py wrote, `quantized_model`.
+    For int8, the conv base is the one the quantize stage wrote, `quantized_model`.
     """
     if engine == "keras":
         conv_base, preprocess = build_conv_base(conv_params, precision)

@@ -1,18 +1,19 @@
 """Reading params.yaml and checking its values: every stage reads its parameters this way.
 
-    params = check_params(load_params())
+    conv_params = check_conv_base(load_params())   # for example
 
-where each stage's `check_params` takes the whole file (a dict of sections) and returns the values
-it uses, or raises a ParamError that names the first bad one. No TensorFlow here.
+where each `check_*` function of the library takes the whole file (a dict of sections) and returns
+the values it uses, or raises a ParamError that names the first bad one. No TensorFlow here.
 """
 
 from ruamel.yaml import YAML
 
-from stages.layout import PARAMS_FILE
+from dogs_vs_cats.core.errors import UserError
+from dogs_vs_cats.core.layout import PARAMS_FILE
 
 
-class ParamError(SystemExit):
-    """A bad value in params.yaml: exits with one line that names the parameter and the fix."""
+class ParamError(UserError):
+    """A bad value in params.yaml: one line that names the parameter and the fix."""
 
     def __init__(self, name, problem, fix):
         super().__init__(f"error: params.yaml {name}: {problem}. Fix: {fix}")

@@ -2,11 +2,9 @@
 
 from pathlib import Path
 
-from stages.params import ParamError, one_of, positive_int, section
-from stages.runtime import keras
+from dogs_vs_cats.core.params import ParamError, positive_int, section
+from dogs_vs_cats.core.runtime import keras
 
-PRECISIONS = ("float32", "bfloat16", "float16", "int8")
-RENAMED_PRECISIONS = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}  # before the engines
 # The Keras dtype policy of each precision the Keras engine runs (int8 is OpenVINO's alone).
 KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
@@ -58,15 +56,6 @@ def layer_names(conv_params):
     return [layer.name for layer in conv_base.layers]
 
 
-def check_precision(params):
-    """extract.precision, checked (the engine-specific combinations: stages/engines.py)."""
-    precision = section(params, "extract").get("precision")
-    if precision in RENAMED_PRECISIONS:
-        raise ParamError("extract.precision", f"{precision} is now called {RENAMED_PRECISIONS[precision]}",
-                         f"set extract.precision: {RENAMED_PRECISIONS[precision]}")
-    return one_of(params, "extract.precision", PRECISIONS)
-
-
 def build_conv_base(conv_params, precision="float32"):
     """Build the frozen Keras conv base described by the conv_base params, in a Keras precision.
 
@@ -96,7 +85,7 @@ def build_conv_base(conv_params, precision="float32"):
         raise ParamError("conv_base.weights",
                          f"{weights} does not load into {conv_params['name']} at {size}x{size} "
                          f"({type(error).__name__}: {error})",
-                         "give a weights file of this conv base (tools/export_conv_base.py writes "
+                         "give a weights file of this conv base (python -m tools.export_conv_base writes "
                          "one), or change conv_base.name") from error
     finally:
         keras.config.set_dtype_policy("float32")  # the policy is global: leave it as it was

@@ -6,35 +6,25 @@ rotations, zooms and shifts (Chollet, Deep Learning with Python, 5.3.1 "feature 
 augmentation" and 5.3.2 "fine-tuning"). The augmentation is Keras layers inside the training model,
 active only in training; images stream from data/split/ through tf.data, never all in memory.
 
-Each stage writes, under its own folder (AUGMENTED_DIR, FINETUNED_DIR), what `train` writes:
+Each stage writes, under its own folder (AUGMENTED_DIR, FINETUNED_DIR), what `train` writes, by the
+same names:
   classifier.keras   raw image -> P(dog), as models/classifier.keras (works with predict.py --model)
   dvclive/           the per-epoch history, through DVCLive
   predictions.json   one row per test image: file, actual, predicted, probability (of dog)
   metrics.json       loss and accuracy on train, validation and test; on test also ROC AUC and confusion
-
-The paths are here rather than in stages/layout.py: every stage of the main pipeline depends on that
-module, and a change there for this pipeline would rerun them all.
 """
 
 import time
-from pathlib import Path
 
 import numpy as np
 
-from stages.atomic import atomic_path, write_json
-from stages.evaluation import prediction_rows, subset_metrics
-from stages.images import list_images, load_image
-from stages.layout import SPLIT_DIR
-from stages.params import fraction, integer, positive_int
-from stages.runtime import keras, tf
-
-FINETUNE_DIR = Path("finetune")                 # finetune/dvc.yaml and everything it writes
-AUGMENTED_DIR = FINETUNE_DIR / "augmented"      # augment: the head on the frozen conv base
-FINETUNED_DIR = FINETUNE_DIR / "finetuned"      # finetune: the top of the conv base unfrozen too
-MODEL_FILE = "classifier.keras"
-METRICS_FILE = "metrics.json"
-PREDICTIONS_FILE = "predictions.json"
-LIVE_DIR = "dvclive"
+from dogs_vs_cats.core.atomic import atomic_path, write_json
+from dogs_vs_cats.core.layout import CLASSIFIER_FILE, LIVE_DIR, METRICS_FILE, PREDICTIONS_FILE, SPLIT_DIR
+from dogs_vs_cats.core.params import fraction, integer, positive_int, positive_number
+from dogs_vs_cats.core.runtime import keras
+from dogs_vs_cats.evaluation import prediction_rows, subset_metrics
+from dogs_vs_cats.images import image_dataset, list_images
+from dogs_vs_cats.model import check_head
 
 AUGMENTATIONS = ("rotation", "zoom", "shift")
 
@@ -46,6 +36,14 @@ def check_training(params):
     for key in AUGMENTATIONS:
         settings[key] = fraction(params, f"finetune.{key}", "0.1 (0: none)")
     return settings
+
+
+def check_augment(params):
+    """The parameters augment reads, checked: (head, training settings); its conv base: check_conv_base."""
+    settings = check_training(params)
+    settings["epochs"] = positive_int(params, "finetune.head_epochs")
+    settings["learning_rate"] = positive_number(params, "finetune.head_learning_rate")
+    return check_head(params), settings
 
 
 def augmentation(settings, seed):
@@ -65,19 +63,10 @@ def augmentation(settings, seed):
     return keras.Sequential(layers, name="augmentation")
 
 
-def image_dataset(subset, size, batch_size, shuffle_seed=None):
-    """The files and labels of a split subset, and its batches of (resized 0-255 images, labels).
-
-    Only the file names are held (and shuffled, given a seed, anew each epoch); images are decoded
-    and resized in parallel, a few batches ahead of the model.
-    """
+def subset_dataset(subset, size, batch_size, shuffle_seed=None):
+    """The files and labels of a split subset, and its batches of (resized 0-255 images, labels)."""
     files, labels = list_images(SPLIT_DIR / subset)
-    dataset = tf.data.Dataset.from_tensor_slices(([str(f) for f in files], np.float32(labels)))
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(lambda path, label: (load_image(path, size), label),
-                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return files, labels, dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return files, labels, image_dataset(files, size, batch_size, labels=labels, shuffle_seed=shuffle_seed)
 
 
 def end_to_end_model(preprocess, conv_base, head, augment, learning_rate):
@@ -101,12 +90,12 @@ def fit(model, size, settings, epochs, out_dir):
     trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
     print(f"training {trainable:,} of {model.count_params():,} weights for {epochs} epochs")
     start = time.perf_counter()
-    *_, train = image_dataset("train", size, settings["batch_size"], shuffle_seed=settings["seed"])
-    *_, validation = image_dataset("validation", size, settings["batch_size"])
+    *_, train = subset_dataset("train", size, settings["batch_size"], shuffle_seed=settings["seed"])
+    *_, validation = subset_dataset("validation", size, settings["batch_size"])
     # The plots that read the history are declared in finetune/dvc.yaml: DVCLive writes no dvc.yaml.
     model.fit(train, validation_data=validation, epochs=epochs, verbose=2,
                      shuffle=False,  # the dataset shuffles itself; Keras cannot shuffle a tf.data.Dataset
-                     callbacks=[DVCLiveCallback(dir=str(out_dir / LIVE_DIR), dvcyaml=None,
+                     callbacks=[DVCLiveCallback(dir=str(out_dir / LIVE_DIR.name), dvcyaml=None,
                                                 save_dvc_exp=False)])
     print(f"time: {epochs} epochs in {time.perf_counter() - start:.1f} s")
 
@@ -116,15 +105,15 @@ def evaluate_and_export(model, classifier, size, batch_size, out_dir):
     start = time.perf_counter()
     results = {}
     for subset in ("train", "validation"):
-        *_, dataset = image_dataset(subset, size, batch_size)
+        *_, dataset = subset_dataset(subset, size, batch_size)
         results[subset] = model.evaluate(dataset, verbose=0)
-    files, labels, dataset = image_dataset("test", size, batch_size)
+    files, labels, dataset = subset_dataset("test", size, batch_size)
     probabilities = model.predict(dataset, verbose=0)[:, 0]
     predictions = prediction_rows(files, labels, probabilities)
     metrics = subset_metrics(results, predictions, probabilities)
 
-    with atomic_path(out_dir / MODEL_FILE) as tmp:
+    with atomic_path(out_dir / CLASSIFIER_FILE.name) as tmp:
         classifier.save(tmp)
-    write_json(out_dir / PREDICTIONS_FILE, predictions)
-    write_json(out_dir / METRICS_FILE, metrics)
+    write_json(out_dir / PREDICTIONS_FILE.name, predictions)
+    write_json(out_dir / METRICS_FILE.name, metrics)
     print(f"time: evaluation and export in {time.perf_counter() - start:.1f} s")

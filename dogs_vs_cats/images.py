@@ -1,13 +1,16 @@
-"""Reading images: decoding any common format to RGB, and judging which files are usable.
+"""Reading images: decoding any common format to RGB, judging which files are usable, and batching them.
 
 `read_image` is the one judge of a file, used by split (which keeps only usable files) and by
-predict.py (which reports the others), with the decoder that extract uses.
+predict.py (which reports the others), with the decoder that extract uses. `image_dataset` is the
+one way images reach a model: extract, quantize, the end-to-end training and predict.py use it.
 """
 
 from pathlib import Path
 
-from stages.labels import CLASSES
-from stages.runtime import tf
+import numpy as np
+
+from dogs_vs_cats.core.labels import CLASSES
+from dogs_vs_cats.core.runtime import tf
 
 
 def decode_image(data):
@@ -83,3 +86,38 @@ def list_images(subset_dir):
             files.append(path)
             labels.append(label)
     return files, labels
+
+
+def image_dataset(files, size, batch_size, labels=None, preprocess=None, shuffle_seed=None,
+                  report_problems=False):
+    """Batches of the image files resized to (size, size, 3), decoded in parallel ahead of the model.
+
+    Images are float 0-255, or what `preprocess` (a conv base's preprocess_input) makes of them.
+    Only the file names are held, and shuffled, given a seed, anew each epoch; otherwise the
+    batches keep the order of `files`. With `labels`, each batch is (images, labels).
+    With `report_problems`, each file is judged by read_image, as split judges it, and an unusable
+    one does not stop the dataset: it comes as a blank image, and each batch is (images, problems),
+    a problem being b"" for a usable file.
+    """
+    def read(path):
+        image, problem = read_image(path.numpy().decode())
+        return (tf.zeros((size, size, 3)), problem) if problem else (resize(image, size), "")
+
+    def load(path, *label):
+        if report_problems:
+            image, problem = tf.py_function(read, [path], [tf.float32, tf.string])
+            image.set_shape((size, size, 3))
+            label = (problem, *label)
+        else:
+            image = load_image(path, size)
+        if preprocess is not None:
+            image = preprocess(image)
+        return (image, *label) if label else image
+
+    paths = tf.constant([str(f) for f in files], dtype=tf.string)  # typed even when empty
+    dataset = tf.data.Dataset.from_tensor_slices(paths if labels is None else (paths, np.float32(labels)))
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return (dataset.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .batch(batch_size)
+            .prefetch(tf.data.AUTOTUNE))

@@ -9,8 +9,8 @@ built only of stock Keras layers, so `keras.models.load_model` opens it without 
 
 import numpy as np
 
-from stages.params import fraction, positive_int
-from stages.runtime import keras, tf
+from dogs_vs_cats.core.params import fraction, integer, positive_int, positive_number, section
+from dogs_vs_cats.core.runtime import keras, tf
 
 
 class RMSprop(keras.optimizers.RMSprop):
@@ -20,13 +20,13 @@ class RMSprop(keras.optimizers.RMSprop):
     the update as five separate TensorFlow ops (a pass each, over arrays as large as the kernel);
     XLA fuses them into one pass that reads gradient, velocity and kernel and writes velocity and
     kernel. The rest of the step stays with TensorFlow, whose oneDNN matrix products use both cores
-    where XLA's CPU code uses one. bench/train.py compares the three.
+    where XLA's CPU code uses one. python -m bench.train compares the three.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.momentum or self.centered:  # _fused_update implements neither
-            raise ValueError("stages.model.RMSprop supports neither momentum nor centered; "
+            raise ValueError("dogs_vs_cats.model.RMSprop supports neither momentum nor centered; "
                              "use keras.optimizers.RMSprop for those")
 
     def update_step(self, gradient, variable, learning_rate):
@@ -44,6 +44,16 @@ def check_head(params):
     """train.units and train.dropout, checked: the head's shape, which train and augment both build."""
     return {"units": positive_int(params, "train.units"),
             "dropout": fraction(params, "train.dropout", "0.5")}
+
+
+def check_train(params):
+    """The train section, checked: the head, its optimizer and its training."""
+    check_head(params)
+    for key in ("epochs", "batch_size"):
+        positive_int(params, f"train.{key}")
+    positive_number(params, "train.learning_rate")
+    integer(params, "train.seed")
+    return section(params, "train")
 
 
 def build_head(feature_shape, units, dropout, learning_rate):

@@ -7,8 +7,8 @@ Shared by `train` (head on features) and the finetune pipeline's `augment` and `
 
 import numpy as np
 
-from stages.labels import LABELS, label_of
-from stages.runtime import keras
+from dogs_vs_cats.core.labels import LABELS, label_of
+from dogs_vs_cats.core.runtime import keras
 
 
 def prediction_rows(files, labels, probabilities):

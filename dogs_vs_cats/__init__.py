@@ -1,0 +1,19 @@
+"""The library behind the pipeline's stages (stages/*.py are its entry points, one per DVC stage).
+
+    core/           what every stage uses: paths, class labels, params.yaml, atomic writes, errors,
+                    and TensorFlow made quiet and deterministic (core/runtime.py)
+    images          decoding image files, judging which are usable, tf.data batches of them
+    splitting       finding the raw photos of each class and cutting the train/validation/test subsets
+    conv_base       the frozen keras.applications conv base
+    precisions      which engine runs it in which precision (no TensorFlow: quantize's note needs none)
+    engines         running it: Keras or OpenVINO; quantization: the int8 conv base (NNCF)
+    features        writing conv-base features to .npy files, batch by batch
+    model           the dense head, its training, the exported classifier
+    evaluation      metrics.json and the per-image test predictions
+    figures         the training curves, ROC and precision-recall points, the misclassified gallery
+    end_to_end      training conv base and head on images (finetune/dvc.yaml); finetuning: unfreezing
+    checks          every stage's parameter checks at once, for the check stage
+
+Library code raises exceptions (core.errors.UserError and its kinds, ParamError and DiskFull); the
+stages turn them into one line and exit status 1 (core.errors.run_stage).
+"""

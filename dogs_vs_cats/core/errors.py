@@ -1,0 +1,20 @@
+"""Errors the user fixes, raised as exceptions and shown by the stages as one line."""
+
+import sys
+
+
+class UserError(Exception):
+    """A problem the user fixes (a parameter, the data, the disk): its message is the line to show."""
+
+
+def run_stage(main):
+    """Run a stage's (or a tool's) main() and return what it returns; a UserError ends the program
+    with its one line and exit status 1.
+
+    Library code raises; only this, at the very top of a stage, exits, so that a notebook, a test or
+    predict.py calling the library gets an exception it can catch.
+    """
+    try:
+        return main()
+    except UserError as error:
+        sys.exit(str(error))

@@ -1,0 +1,36 @@
+"""Where the pipelines keep their files: every path that dvc.yaml and finetune/dvc.yaml declare.
+
+Every stage imports this module (dogs_vs_cats/core is in every stage's deps); it imports nothing,
+so it is cheap.
+"""
+
+from pathlib import Path
+
+PARAMS_FILE = Path("params.yaml")
+DVC_FILES = (Path("dvc.yaml"), Path("finetune/dvc.yaml"))  # the main pipeline, the opt-in one
+SUBSETS = ("train", "validation", "test")
+
+CHECKED_FILE = Path("data/params.checked")        # check: a constant stamp that orders the stages
+SPLIT_DIR = Path("data/split")                    # split: <subset>/<class>/<image>
+SPLIT_REPORT = SPLIT_DIR / "report.json"          # split: skipped files and why
+QUANTIZED_DIR = Path("models/conv_base_int8")     # quantize: the int8 conv base, for extract
+QUANTIZED_MODEL = QUANTIZED_DIR / "conv_base.xml"  # quantize: its weights are conv_base.bin beside it
+FEATURES_DIR = Path("data/features")              # extract: <subset>/{features,labels}.npy, files.txt
+
+HEAD_FILE = Path("models/head.keras")             # train: the head alone, on features
+CLASSIFIER_FILE = Path("models/classifier.keras")  # train: raw image -> P(dog)
+METRICS_FILE = Path("metrics.json")               # train
+LIVE_DIR = Path("dvclive")                        # train: per-epoch history (DVCLive)
+EVAL_DIR = Path("eval")
+PREDICTIONS_FILE = EVAL_DIR / "predictions.json"  # train: one row per test image
+ROC_FILE = EVAL_DIR / "roc.json"                  # plots
+PRECISION_RECALL_FILE = EVAL_DIR / "precision_recall.json"  # plots
+PLOTS_DIR = Path("plots")                         # plots: {accuracy,loss}.png, the recipe's curves
+GALLERY_FILE = PLOTS_DIR / "misclassified.jpg"    # plots: the most confidently wrong test images
+
+# finetune/dvc.yaml: each of its stages writes, under its own folder, what train writes, by the same
+# names (classifier.keras, metrics.json, predictions.json, dvclive/).
+FINETUNE_DIR = Path("finetune")
+AUGMENTED_DIR = FINETUNE_DIR / "augmented"        # augment: the head on the frozen conv base
+FINETUNED_DIR = FINETUNE_DIR / "finetuned"        # finetune: the top of the conv base unfrozen too
+

@@ -1,0 +1,101 @@
+"""Drawing the training curves and the test-set evaluation (the plots stage).
+
+plots/accuracy.png:         training and validation accuracy per epoch (the recipe's figure)
+plots/loss.png:             training and validation loss per epoch (the recipe's figure)
+plots/misclassified.jpg:    the test images the model got wrong most confidently (photos: JPEG, ~10x
+                            smaller than PNG in git)
+eval/roc.json:              ROC curve points (fpr, tpr), for `dvc plots`
+eval/precision_recall.json: precision-recall curve points (recall, precision), for `dvc plots`
+"""
+
+import csv
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+
+from dogs_vs_cats.core.atomic import atomic_path, write_json  # noqa: E402
+from dogs_vs_cats.core.labels import LABELS, THRESHOLD  # noqa: E402
+from dogs_vs_cats.core.layout import (  # noqa: E402
+    GALLERY_FILE,
+    LIVE_DIR,
+    PLOTS_DIR,
+    PRECISION_RECALL_FILE,
+    ROC_FILE,
+)
+from dogs_vs_cats.images import read_image  # noqa: E402
+
+HISTORY_DIR = LIVE_DIR / "plots" / "metrics"
+GALLERY_SIZE = 8  # most confident mistakes shown
+GALLERY_COLUMNS = 4
+
+
+def read_history(split, metric):
+    """Epochs and values of one metric DVCLive logged, for split 'train' or 'eval'."""
+    with open(HISTORY_DIR / split / f"{metric}.tsv") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    return [int(row["step"]) + 1 for row in rows], [float(row[metric]) for row in rows]
+
+
+def draw(metric, title):
+    """One figure: the training curve as dots, the validation curve as a line, as in the original."""
+    figure, axes = plt.subplots(figsize=(6, 4))
+    axes.plot(*read_history("train", metric), "bo", label=f"Training {metric}")
+    axes.plot(*read_history("eval", metric), "b", label=f"Validation {metric}")
+    axes.set(title=title, xlabel="Epoch", ylabel=metric.capitalize())
+    axes.legend()
+    figure.tight_layout()
+    save(figure, PLOTS_DIR / f"{metric}.png")
+
+
+def save(figure, path):
+    """Write a figure (PNG or JPEG, by the suffix) atomically and close it."""
+    with atomic_path(path) as tmp:
+        if path.suffix == ".png":
+            figure.savefig(tmp, dpi=100, metadata={"Software": None})  # no version stamp: same bytes each run
+        else:
+            figure.savefig(tmp, dpi=100, pil_kwargs={"quality": 85})
+    plt.close(figure)
+
+
+def write_curves(predictions):
+    """ROC and precision-recall curve points, dog being the positive class."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    actual_dogs = [row["actual"] == LABELS[1] for row in predictions]
+    probabilities = [row["probability"] for row in predictions]
+    fpr, tpr, _ = roc_curve(actual_dogs, probabilities)
+    precision, recall, _ = precision_recall_curve(actual_dogs, probabilities)
+    write_json(ROC_FILE, [{"fpr": round(float(x), 6), "tpr": round(float(y), 6)}
+                          for x, y in zip(fpr, tpr, strict=True)])
+    write_json(PRECISION_RECALL_FILE, [{"recall": round(float(x), 6), "precision": round(float(y), 6)}
+                                       for x, y in zip(recall, precision, strict=True)])
+
+
+def draw_misclassified(predictions):
+    """A gallery of the misclassified test images, the most confidently wrong first."""
+    mistakes = sorted((row for row in predictions if row["predicted"] != row["actual"]),
+                      key=lambda row: abs(row["probability"] - THRESHOLD), reverse=True)
+    shown = mistakes[:GALLERY_SIZE]
+    if not shown:
+        figure, axes = plt.subplots(figsize=(6, 2))
+        axes.text(0.5, 0.5, "No misclassified test images", ha="center", va="center", fontsize=14)
+        axes.axis("off")
+        save(figure, GALLERY_FILE)
+        return 0
+
+    rows = math.ceil(len(shown) / GALLERY_COLUMNS)
+    columns = min(len(shown), GALLERY_COLUMNS)
+    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.3 * rows + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, row in zip(axes.flat, shown, strict=False):
+        image, _ = read_image(row["file"])  # split kept only images this reads
+        ax.imshow(image.numpy())
+        ax.set_title(f"actual {row['actual']}\nP(dog) = {row['probability']:.4f}", fontsize=10)
+    figure.suptitle(f"Most confidently misclassified test images ({len(shown)} of {len(mistakes)})")
+    figure.tight_layout()
+    save(figure, GALLERY_FILE)
+    return len(mistakes)

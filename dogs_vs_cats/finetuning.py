@@ -1,0 +1,68 @@
+"""Fine-tuning the top of the conv base (the finetune stage): which layers unfreeze, and unfreezing them.
+
+finetune.unfreeze is a layer name of the conv base (that layer and every one above it: block5_conv1,
+the book's block5 of VGG16; block_13_expand for MobileNetV2) or a number N (its last N layers).
+BatchNormalization layers stay frozen, in inference mode, with the statistics they were trained with.
+"""
+
+import difflib
+
+from dogs_vs_cats.conv_base import check_conv_base, layer_names
+from dogs_vs_cats.core.params import ParamError, positive_int, positive_number, section
+from dogs_vs_cats.core.runtime import keras
+from dogs_vs_cats.end_to_end import check_training
+
+
+def check_finetune(params):
+    """The finetune section, checked: training settings, unfreeze, epochs and learning rate.
+
+    Whether finetune.unfreeze names a layer of the conv base needs the conv base: see check_layers.
+    """
+    settings = check_training(params)
+    settings["epochs"] = positive_int(params, "finetune.epochs")
+    settings["learning_rate"] = positive_number(params, "finetune.learning_rate")
+    unfreeze = section(params, "finetune").get("unfreeze")
+    if isinstance(unfreeze, bool) or not (isinstance(unfreeze, int) and unfreeze > 0
+                                          or isinstance(unfreeze, str) and unfreeze):
+        raise ParamError("finetune.unfreeze", f"must be a layer name or a number of layers, got {unfreeze!r}",
+                         "set finetune.unfreeze to e.g. block5_conv1 (VGG16), block_13_expand "
+                         "(MobileNetV2), or 4 (the last 4 layers)")
+    settings["unfreeze"] = unfreeze
+    return settings
+
+
+def first_unfrozen(names, unfreeze, base_name):
+    """The index of the first layer to unfreeze: the layer named `unfreeze`, or the last `unfreeze`."""
+    if isinstance(unfreeze, int):
+        if unfreeze >= len(names):  # the first layer is the Input: nothing to train
+            raise ParamError("finetune.unfreeze", f"{base_name} has only {len(names) - 1} layers "
+                             f"above its input, got {unfreeze}", "unfreeze fewer layers")
+        return len(names) - unfreeze
+    if unfreeze not in names:
+        closest = difflib.get_close_matches(unfreeze, names, n=1, cutoff=0)
+        raise ParamError("finetune.unfreeze", f"{base_name} has no layer {unfreeze!r}",
+                         f"give one of its layer names (the closest: {closest[0]}) or a number of layers")
+    return names.index(unfreeze)
+
+
+def check_layers(params):
+    """finetune.unfreeze against the conv base that params.yaml describes (for the check stage)."""
+    conv_params = check_conv_base(params)
+    return first_unfrozen(layer_names(conv_params), check_finetune(params)["unfreeze"], conv_params["name"])
+
+
+def conv_base_of(classifier):
+    """The conv base inside an exported classifier: its one nested model that is not the head."""
+    return next(layer for layer in classifier.layers
+                if isinstance(layer, keras.Model) and layer.name != "head")
+
+
+def unfreeze(conv_base, first):
+    """Make the layers of conv_base from index `first` on trainable, except BatchNormalization.
+
+    A frozen BatchNormalization layer also runs in inference mode (Keras 3): it normalises with
+    the statistics learnt in pretraining, which a few small batches of cats and dogs would spoil.
+    """
+    conv_base.trainable = True
+    for index, layer in enumerate(conv_base.layers):
+        layer.trainable = index >= first and not isinstance(layer, keras.layers.BatchNormalization)
