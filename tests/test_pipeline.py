@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import keras
 import numpy as np
@@ -106,16 +107,22 @@ def test_learning_rate_change_reruns_train_and_plots_only(pipeline):
     assert not UPSTREAM & set(ran), f"features must not be recomputed for a head parameter: {ran}"
 
 
-def test_conv_base_module_change_reruns_extract_and_train_only(pipeline):
-    """Each stage depends on the modules it imports: the conv base is none of split's or plots' business."""
-    project, _, _ = pipeline
-    module = project / "dogs_vs_cats/conv_base.py"
+@contextmanager
+def edited(module):
+    """`module` with a comment added, which changes its hash and nothing else; restored afterwards."""
     original = module.read_text()
     module.write_text(original + "\n# an edit that changes nothing\n")
     try:
-        ran = repro(project)
+        yield
     finally:
         module.write_text(original)
+
+
+def test_conv_base_module_change_reruns_extract_and_train_only(pipeline):
+    """Each stage depends on the modules it imports: the conv base is none of split's or plots' business."""
+    project, _, _ = pipeline
+    with edited(project / "dogs_vs_cats/conv_base.py"):
+        ran = repro(project)
     assert {"extract@train", "extract@validation", "extract@test", "train"} <= set(ran)
     # Same features and head, so the plots' inputs are unchanged.
     assert "split" not in ran and "plots" not in ran, ran
@@ -135,13 +142,8 @@ def test_bytecode_caches_are_not_part_of_the_code_deps(pipeline):
 def test_a_core_module_change_makes_every_stage_out_of_date(pipeline):
     """dogs_vs_cats/core is one folder dep of every stage (dvc status: no need to rerun them all)."""
     project, _, _ = pipeline
-    module = project / "dogs_vs_cats/core/labels.py"
-    original = module.read_text()
-    module.write_text(original + "\n# an edit that changes nothing\n")
-    try:
+    with edited(project / "dogs_vs_cats/core/labels.py"):
         changed = json.loads(dvc(project, "status", "--json", "dvc.yaml"))
-    finally:
-        module.write_text(original)
     assert {"check", "split", "quantize", "extract@train", "train", "plots"} <= set(changed), changed
     assert "up to date" in dvc(project, "status", "dvc.yaml")
 
