@@ -2,6 +2,8 @@
 
     core/           what every stage uses: paths, class labels, params.yaml, atomic writes, errors,
                     and TensorFlow made quiet and deterministic (core/runtime.py)
+    download        fetching the photos' archive: checked, resumable (data/dvc.yaml)
+    raw_photos      the raw photos from a folder or straight out of a zip archive; archives not to trust
     images          decoding image files, judging which are usable, tf.data batches of them
     splitting       finding the raw photos of each class and cutting the train/validation/test subsets
     conv_base       the frozen keras.applications conv base

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from dogs_vs_cats.conv_base import check_conv_base
+from dogs_vs_cats.conv_base import check_conv_base, check_weights_tracked
 from dogs_vs_cats.core.layout import DVC_FILES
 from dogs_vs_cats.core.params import ParamError
+from dogs_vs_cats.download import check_download
 from dogs_vs_cats.end_to_end import check_augment
 from dogs_vs_cats.features import check_extract
 from dogs_vs_cats.finetuning import check_finetune, check_layers
@@ -46,9 +47,11 @@ def check_keys(params, known):
 
 
 def check_every_stage(params):
-    """Run the parameter checks of every stage of both pipelines, in pipeline order."""
+    """Run the parameter checks of every stage of the pipelines, in pipeline order."""
+    check_download(params)
     check_split(params)
     check_conv_base(params)
+    check_weights_tracked(params)
     check_calibration(params)  # quantize
     check_extract(params)
     check_train(params)

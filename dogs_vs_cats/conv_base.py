@@ -1,7 +1,9 @@
 """The frozen conv base: which keras.applications model, with which weights, in which precision."""
 
+import os
 from pathlib import Path
 
+from dogs_vs_cats.core.layout import WEIGHTS_DIR
 from dogs_vs_cats.core.params import ParamError, positive_int, section
 from dogs_vs_cats.core.runtime import keras
 
@@ -38,6 +40,24 @@ def check_conv_base(params):
                          "give the path of a local weights file, 'imagenet' to download them, "
                          "or null for random initialisation")
     return conv_params
+
+
+def check_weights_tracked(params):
+    """A local weights file must be in weights/, a dependency of every stage that loads it.
+
+    DVC cannot depend on a path that only a parameter names (it may be imagenet or null), so a
+    file elsewhere could be replaced in place and leave stale features behind, silently.
+    """
+    weights = section(params, "conv_base").get("weights")
+    if weights in (None, "imagenet"):
+        return
+    inside = os.path.abspath(weights).startswith(os.path.abspath(WEIGHTS_DIR) + os.sep)
+    if not inside:
+        name = Path(str(weights)).name
+        raise ParamError("conv_base.weights", f"{weights} is outside {WEIGHTS_DIR}/, so DVC would not "
+                         "rerun extract when it changes",
+                         f"copy it in (cp {weights} {WEIGHTS_DIR}/) and set conv_base.weights: "
+                         f"{WEIGHTS_DIR}/{name}")
 
 
 def layer_names(conv_params):

@@ -1,8 +1,9 @@
 """Reading images: decoding any common format to RGB, judging which files are usable, and batching them.
 
-`read_image` is the one judge of a file, used by split (which keeps only usable files) and by
-predict.py (which reports the others), with the decoder that extract uses. `image_dataset` is the
-one way images reach a model: extract, quantize, the end-to-end training and predict.py use it.
+`judge_image` is the one judge of a file's bytes, used by split (which keeps only usable files,
+from a folder or a zip archive) and, through `read_image`, by predict.py (which reports the
+others), with the decoder that extract uses. `image_dataset` is the one way images reach a model:
+extract, quantize, the end-to-end training and predict.py use it.
 """
 
 from pathlib import Path
@@ -56,18 +57,14 @@ def jpeg_complete(data):
             position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
 
 
-def read_image(path):
-    """Decode the image file at `path`: (RGB uint8 tensor, None), or (None, why it is unusable).
+def judge_image(data):
+    """Decode image bytes: (RGB uint8 tensor, None), or (None, why they are not a usable image).
 
     A JPEG is first checked for an end-of-image marker after its last scan, so that a truncated
     one is reported as such and is caught even by a decoder that would fill in the missing rows
     with only a warning (TensorFlow 2.21 raises an error; tests/test_images.py checks both).
     Bytes after the marker are allowed.
     """
-    try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        return None, f"cannot read file ({error.strerror or type(error).__name__})"
     if not data:
         return None, "empty file"
     if data.startswith(b"\xff\xd8") and not jpeg_complete(data):
@@ -76,6 +73,15 @@ def read_image(path):
         return decode_image(data), None
     except tf.errors.OpError:
         return None, "not a readable image (corrupt, truncated or not an image format extract reads)"
+
+
+def read_image(path):
+    """Decode the image file at `path`: (RGB uint8 tensor, None), or (None, why it is unusable)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        return None, f"cannot read file ({error.strerror or type(error).__name__})"
+    return judge_image(data)
 
 
 def list_images(subset_dir):

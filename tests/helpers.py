@@ -34,6 +34,8 @@ needs_shared = pytest.mark.skipif(
 
 # Small, fast settings: random seeded VGG16 (no download), tiny inputs, float32 everywhere.
 TEST_PARAMS = {
+    # Never used unless split.raw_dir is data/photos.zip: a port of 127.0.0.1 where nothing listens.
+    "download": {"url": "http://127.0.0.1:9/photos.zip", "sha256": "0" * 64},
     "split": {"raw_dir": "data/raw", "train": 3, "validation": 2, "test": 2, "seed": 42},
     "conv_base": {"name": "vgg16", "weights": None, "input_size": 32, "seed": 0},
     "extract": {"engine": "keras", "precision": "float32", "batch_size": 4},
@@ -114,8 +116,9 @@ def copy_project(directory):
     """Copy the pipelines' code and definitions (not data, not results) into `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "finetune").mkdir()
-    shutil.copy2(REPO / "finetune/dvc.yaml", directory / "finetune/dvc.yaml")  # the opt-in pipeline
+    for pipeline in ("data/dvc.yaml", "finetune/dvc.yaml"):  # the download, the opt-in pipeline
+        (directory / pipeline).parent.mkdir(exist_ok=True)
+        shutil.copy2(REPO / pipeline, directory / pipeline)
     for package in ("stages", "dogs_vs_cats"):  # the entry points and the library they import
         shutil.copytree(REPO / package, directory / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -136,6 +139,7 @@ def subprocess_env():
     env.pop("PYTHONPATH", None)  # run the copied code, never the checkout's
     env["PYTHONHASHSEED"] = "0"
     env["DVC_NO_ANALYTICS"] = "1"
+    env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1,localhost"  # the test archive server, never a proxy
     return env
 
 

@@ -88,3 +88,37 @@ def test_the_stage_prints_one_line_and_exits_1(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: params.yaml train.dropout: ")
     assert "Traceback" not in result.stderr
+
+
+def test_the_download_s_output_may_not_exist_yet(tmp_path, monkeypatch):
+    """split.raw_dir: data/photos.zip is made by the download stage, which runs after check."""
+    project = copy_project(tmp_path / "project")
+    monkeypatch.chdir(project)
+    write_params(project, {"split": {"raw_dir": "data/photos.zip"}})
+    check.main()
+    write_params(project, {"split": {"raw_dir": "data/other.zip"}})
+    with pytest.raises(ParamError, match=r"split\.raw_dir: no folder or \.zip archive at 'data/other\.zip'"):
+        check.main()
+
+
+def test_a_weights_file_outside_weights_is_refused_with_the_copy_to_make(tmp_path, monkeypatch):
+    """DVC tracks weights/ only: a file elsewhere, replaced in place, would leave stale features."""
+    project = copy_project(tmp_path / "project")
+    monkeypatch.chdir(project)
+    make_raw(project / "data/raw", 2)
+    outside = tmp_path / "base.weights.h5"
+    outside.write_bytes(b"weights")
+    write_params(project, {"conv_base": {"weights": str(outside)}})
+    with pytest.raises(ParamError) as error:
+        check.main()
+    assert str(error.value) == (
+        f"error: params.yaml conv_base.weights: {outside} is outside weights/, so DVC would not rerun "
+        f"extract when it changes. Fix: copy it in (cp {outside} weights/) and set conv_base.weights: "
+        "weights/base.weights.h5")
+    assert not CHECKED_FILE.exists()
+    for inside in ("weights/base.weights.h5", str(project / "weights/base.weights.h5")):
+        (project / "weights/base.weights.h5").unlink(missing_ok=True)
+        (project / "weights/base.weights.h5").symlink_to(outside)  # a link in weights/ is tracked too
+        write_params(project, {"conv_base": {"weights": inside}})
+        check.main()
+        assert CHECKED_FILE.exists()

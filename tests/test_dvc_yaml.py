@@ -1,4 +1,4 @@
-"""dvc.yaml and finetune/dvc.yaml declare what each stage reads: every module it imports, every
+"""dvc.yaml, data/dvc.yaml and finetune/dvc.yaml declare what each stage reads: every module it imports, every
 parameter key it uses."""
 
 import ast
@@ -10,7 +10,7 @@ import yaml
 
 from helpers import REPO
 
-DVC_FILES = ("dvc.yaml", "finetune/dvc.yaml")  # the main pipeline, the opt-in one
+DVC_FILES = ("dvc.yaml", "data/dvc.yaml", "finetune/dvc.yaml")  # main, its download, the opt-in one
 STAGES = {name: stage for path in DVC_FILES
           for name, stage in yaml.safe_load((REPO / path).read_text())["stages"].items()}
 

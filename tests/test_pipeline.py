@@ -299,7 +299,7 @@ def test_a_missing_raw_folder_is_reported_by_its_parameter(tmp_path):
                             text=True, capture_output=True)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "error: params.yaml split.raw_dir: no folder at 'data/raw'" in output
+    assert "error: params.yaml split.raw_dir: no folder or .zip archive at 'data/raw'" in output
     assert "No such file or directory" not in output
 
 

@@ -7,10 +7,13 @@ so it is cheap.
 from pathlib import Path
 
 PARAMS_FILE = Path("params.yaml")
-DVC_FILES = (Path("dvc.yaml"), Path("finetune/dvc.yaml"))  # the main pipeline, the opt-in one
+# The main pipeline, the download it runs first when split.raw_dir is DOWNLOAD_FILE, the opt-in one.
+DVC_FILES = (Path("dvc.yaml"), Path("data/dvc.yaml"), Path("finetune/dvc.yaml"))
 SUBSETS = ("train", "validation", "test")
 
 CHECKED_FILE = Path("data/params.checked")        # check: a constant stamp that orders the stages
+DOWNLOAD_FILE = Path("data/photos.zip")           # download (data/dvc.yaml): the photos' archive
+WEIGHTS_DIR = Path("weights")                     # local conv-base weights files: a dependency
 SPLIT_DIR = Path("data/split")                    # split: <subset>/<class>/<image>
 SPLIT_REPORT = SPLIT_DIR / "report.json"          # split: skipped files and why
 QUANTIZED_DIR = Path("models/conv_base_int8")     # quantize: the int8 conv base, for extract

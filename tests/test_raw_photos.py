@@ -1,0 +1,146 @@
+"""split reading photos straight out of a zip archive, as out of a folder; and archives not to trust."""
+
+import json
+import zipfile
+
+import pytest
+from archives import petimages_zip
+
+from dogs_vs_cats.core.layout import SPLIT_DIR, SPLIT_REPORT, SUBSETS
+from dogs_vs_cats.core.params import ParamError
+from dogs_vs_cats.splitting import find_candidates
+from helpers import EMPTY, NO_CLASS, UNREADABLE, image_array, jpeg_bytes, write_params
+from stages import split
+
+COUNTS = {"train": 3, "validation": 2, "test": 2}
+
+
+def split_files():
+    """{subset/class/name: bytes} of everything split wrote under data/split."""
+    return {str(path.relative_to(SPLIT_DIR)): path.read_bytes()
+            for subset in SUBSETS for path in sorted((SPLIT_DIR / subset).rglob("*")) if path.is_file()}
+
+
+def report_names(archive):
+    """{reason: [names inside the archive]} of data/split/report.json."""
+    skipped = json.loads(SPLIT_REPORT.read_text())["skipped_files"]
+    return {reason: sorted(file.removeprefix(f"{archive}/") for file in files)
+            for reason, files in skipped.items()}
+
+
+def run_split(project, raw_dir, **counts):
+    write_params(project, {"split": {"raw_dir": str(raw_dir), **COUNTS, **counts}})
+    split.main()
+
+
+def test_a_zip_splits_as_the_same_photos_unpacked(project):
+    archive = project / "photos.zip"
+    archive.write_bytes(petimages_zip(9))
+    with zipfile.ZipFile(archive) as unpacked:
+        unpacked.extractall(project / "unpacked")
+    run_split(project, project / "unpacked")
+    from_folder = split_files()
+    run_split(project, archive)
+    assert split_files() == from_folder and len(from_folder) == 2 * 7
+    assert report_names(archive) == {EMPTY: ["PetImages/Cat/0.jpg"],
+                                     UNREADABLE: ["PetImages/Dog/0.jpg", "PetImages/Dog/Thumbs.db"],
+                                     NO_CLASS: ["readme[1].txt"]}
+    assert sorted(p.name for p in project.iterdir()) == ["data", "params.yaml", "photos.zip", "unpacked"]
+
+
+def test_the_flat_layout_inside_a_zip(project):
+    archive = project / "train.zip"
+    with zipfile.ZipFile(archive, "w") as zip_file:
+        for kind in ("cat", "dog"):
+            for i in range(1, 8):
+                zip_file.writestr(f"train/{kind}.{i}.jpg", jpeg_bytes(image_array(kind, i)))
+    run_split(project, archive)
+    assert json.loads(SPLIT_REPORT.read_text())["usable"] == {"cats": 7, "dogs": 7}
+
+
+def test_the_layout_is_found_at_its_shallowest_level():
+    names = ["readme.txt", "PetImages/Cat/1.jpg", "PetImages/Dog/1.jpg", "PetImages/Dog/more/2.jpg",
+             "other/Cat/3.jpg", "other/cat.4.jpg"]
+    assert find_candidates(names) == {
+        "readme.txt": None, "PetImages/Cat/1.jpg": "cats", "PetImages/Dog/1.jpg": "dogs",
+        "PetImages/Dog/more/2.jpg": "dogs", "other/Cat/3.jpg": None, "other/cat.4.jpg": None}
+    flat = ["cat.1.jpg", "dog.1.jpg", "notes.txt", "sub/cat.2.jpg"]  # Kaggle's: top-level files only
+    assert find_candidates(flat) == {"cat.1.jpg": "cats", "dog.1.jpg": "dogs", "notes.txt": None}
+
+
+def test_all_the_rest_goes_to_train(project):
+    archive = project / "photos.zip"
+    archive.write_bytes(petimages_zip(9))
+    run_split(project, archive, train="rest")
+    counts = {subset: len(list((SPLIT_DIR / subset / "cats").iterdir())) for subset in SUBSETS}
+    assert counts == {"train": 9 - 2 - 2, "validation": 2, "test": 2}
+    # The same photos as with the count written out.
+    chosen = split_files()
+    run_split(project, archive, train=5)
+    assert split_files() == chosen
+
+
+def test_all_the_rest_needs_at_least_one(project):
+    archive = project / "photos.zip"
+    archive.write_bytes(petimages_zip(4, extra=False))
+    needed = r"split\.train/validation/test: 5 cats needed \(at least 1 \+ 2 \+ 2\)"
+    with pytest.raises(ParamError, match=needed):
+        run_split(project, archive, train="rest")
+
+
+# --- Archives not to trust: a clear skip or one line, never a write outside data/split ---------
+
+
+@pytest.mark.parametrize("content", [b"PK\x03\x04 not really a zip", b"", "half"])
+def test_not_a_zip_or_truncated_is_one_line_naming_the_parameter(project, content):
+    archive = project / "photos.zip"
+    whole = petimages_zip(5)
+    archive.write_bytes(whole[:len(whole) // 2] if content == "half" else content)
+    with pytest.raises(ParamError, match=r"params\.yaml split\.raw_dir: .*photos\.zip is not a readable "
+                                         r"zip archive"):
+        run_split(project, archive)
+    assert not SPLIT_DIR.exists()
+
+
+def hostile_zip(path):
+    """Seven good photos per class, and members that must each be skipped."""
+    with zipfile.ZipFile(path, "w") as zip_file:
+        for folder, kind in (("Cat", "cat"), ("Dog", "dog")):
+            for i in range(1, 8):
+                zip_file.writestr(f"PetImages/{folder}/{i}.jpg", jpeg_bytes(image_array(kind, i)))
+        for name in ("../escape.jpg", "PetImages/Cat/../../../escape2.jpg", "/PetImages/Cat/abs.jpg",
+                     "PetImages\\Cat\\win.jpg"):
+            zip_file.writestr(name, jpeg_bytes(image_array("cat", 99)))
+        zip_file.writestr(zipfile.ZipInfo("PetImages/Cat/crc.jpg"), jpeg_bytes(image_array("cat", 98)))
+        bomb = zipfile.ZipInfo("PetImages/Dog/bomb.jpg")
+        bomb.compress_type = zipfile.ZIP_DEFLATED
+        zip_file.writestr(bomb, bytes(100 * 2**20))  # 100 MiB of zeros: about 100 KB compressed
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zip_file:  # flip one byte of a stored member: its CRC fails
+        info = zip_file.getinfo("PetImages/Cat/crc.jpg")
+    offset = info.header_offset + 30 + len(info.filename) + 100
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_hostile_members_are_skipped_with_their_reason(project, tmp_path):
+    archive = project / "photos.zip"
+    hostile_zip(archive)
+    before = sorted(tmp_path.parent.iterdir())
+    run_split(project, archive)
+    report = json.loads(SPLIT_REPORT.read_text())
+    assert report["usable"] == {"cats": 7, "dogs": 7}
+    names = report_names(archive)
+    unsafe = [reason for reason in names if reason.startswith("unsafe name")]
+    assert len(unsafe) == 1 and sorted(names[unsafe[0]]) == sorted(
+        ["../escape.jpg", "/PetImages/Cat/abs.jpg", "PetImages/Cat/../../../escape2.jpg",
+         "PetImages\\Cat\\win.jpg"])
+    assert any(reason.startswith("corrupt in the archive (Bad CRC-32") and files == ["PetImages/Cat/crc.jpg"]
+               for reason, files in names.items())
+    assert any(reason.startswith("declared size 104,857,600 bytes") and files == ["PetImages/Dog/bomb.jpg"]
+               for reason, files in names.items())
+    assert NO_CLASS not in names
+    # Nothing was written beside the project, nor anywhere in it but data/.
+    assert sorted(tmp_path.parent.iterdir()) == before
+    assert sorted(p.name for p in project.iterdir()) == ["data", "params.yaml", "photos.zip"]
+    assert not list(project.rglob("escape*")) and not list(project.rglob("bomb.jpg"))
