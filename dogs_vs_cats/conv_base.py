@@ -56,8 +56,7 @@ def check_weights_tracked(params):
         name = Path(str(weights)).name
         raise ParamError("conv_base.weights", f"{weights} is outside {WEIGHTS_DIR}/, so DVC would not "
                          "rerun extract when it changes",
-                         f"copy it in (cp {weights} {WEIGHTS_DIR}/) and set conv_base.weights: "
-                         f"{WEIGHTS_DIR}/{name}")
+                         f"copy it into {WEIGHTS_DIR}/ and set conv_base.weights: {WEIGHTS_DIR}/{name}")
 
 
 def layer_names(conv_params):

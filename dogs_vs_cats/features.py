@@ -12,7 +12,7 @@ from dogs_vs_cats.conv_base import check_conv_base
 from dogs_vs_cats.core.atomic import atomic_path, ensure_free_space
 from dogs_vs_cats.core.layout import SPLIT_DIR
 from dogs_vs_cats.core.params import positive_int
-from dogs_vs_cats.core.runtime import keras
+from dogs_vs_cats.core.runtime import keras, tf
 from dogs_vs_cats.precisions import check_engine
 
 
@@ -53,5 +53,11 @@ def write_features(run, feature_shape, dataset, files, labels, out_dir):
 
 
 def load_features(subset_dir):
-    """The features and labels that write_features wrote in `subset_dir`."""
-    return np.load(subset_dir / "features.npy"), np.load(subset_dir / "labels.npy")
+    """The features (a tensor) and labels (an array) that write_features wrote in `subset_dir`.
+
+    The features go from a memory map into a tensor, which Keras uses as it is, rather than into a
+    NumPy array that Keras would copy again: the same values, so the same training, in less memory
+    (python -m bench.train_memory; figures in bench/README.md).
+    """
+    features = np.load(subset_dir / "features.npy", mmap_mode="r")
+    return tf.convert_to_tensor(features), np.load(subset_dir / "labels.npy")

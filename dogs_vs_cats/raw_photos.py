@@ -7,19 +7,22 @@ in an archive can make it write anywhere else. What an archive cannot be trusted
   not a zip, or truncated (no central directory)   one line naming split.raw_dir
   a member with a bad CRC, encrypted, compressed   that member skipped, with the reason in
     by a method zipfile lacks                        data/split/report.json
-  a member named with "..", an absolute path or    skipped, never read
-    a backslash
+  a member named with "..", an absolute path, a    skipped, never read
+    drive, a device or a character Windows refuses
   a member declared larger than MAX_PHOTO_BYTES    skipped, never decompressed (a zip bomb); and
                                                    none is read past its declared size
 """
 
 import shutil
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from dogs_vs_cats.core.params import ParamError
 
 MAX_PHOTO_BYTES = 64 * 2**20  # one photo, uncompressed: camera JPEGs are a few MB
+UNSAFE_CHARACTERS = set('\\:<>"|?*') | {chr(code) for code in range(32)}
+WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"{port}{n}" for port in ("COM", "LPT") for n in range(10))}
 
 
 class Unreadable(Exception):
@@ -79,24 +82,31 @@ class ZipPhotos:
         return f"{self.archive}/{name}"
 
     def refused(self, name):
-        """Why a member's name is not to be trusted (absolute, '..', a backslash or a drive), or None."""
+        """Why a member's name is not to be trusted, or None.
+
+        Absolute, "..", a backslash, or what Windows would read as a drive, a stream or a device
+        (C:x.jpg, a:b, CON.jpg): split names its copy by the last part, and must not be led elsewhere.
+        """
         parts = PurePosixPath(name).parts
-        if name.startswith("/") or "\\" in name or ".." in parts or ":" in parts[0]:
-            return "unsafe name in the archive (absolute, '..' or a backslash): not read"
+        if (name.startswith("/") or ".." in parts or any(char in name for char in UNSAFE_CHARACTERS)
+                or any(part.split(".")[0].upper() in WINDOWS_DEVICES or part.endswith((".", " "))
+                       for part in parts)):
+            return "unsafe name in the archive (absolute, '..', a drive, a device or a character " \
+                   "Windows refuses): not read"
         return None
 
     def read(self, name):
         info = self.members[name]
-        if self.refused(name):
-            raise Unreadable(self.refused(name))
+        if problem := self.refused(name):
+            raise Unreadable(problem)
         if info.file_size > MAX_PHOTO_BYTES:
             raise Unreadable(f"declared size {info.file_size:,} bytes, over the "
                              f"{MAX_PHOTO_BYTES // 2**20} MiB of a photo (a zip bomb?): not read")
         try:
             with self.zip.open(info) as member:  # reads at most file_size bytes, then checks the CRC
                 return member.read()
-        except zipfile.BadZipFile as error:
-            raise Unreadable(f"corrupt in the archive ({error})") from error
+        except (zipfile.BadZipFile, zlib.error, EOFError) as error:  # bad CRC; bad or short deflate data
+            raise Unreadable(f"corrupt in the archive ({type(error).__name__}: {error})") from error
         except (RuntimeError, NotImplementedError) as error:  # encrypted; an unknown compression
             raise Unreadable(f"cannot be read from the archive ({error})") from error
 

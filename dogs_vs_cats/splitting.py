@@ -42,9 +42,14 @@ def check_split(params):
         raise ParamError("split.raw_dir", f"no folder or .zip archive at {str(raw_dir)!r}",
                          f"set it to {DOWNLOAD_FILE} (downloaded by `dvc repro`) or to the folder "
                          "that holds your photos (README: Data)")
-    rest = section(params, "split").get("train") == ALL_THE_REST
-    counts = {subset: ALL_THE_REST if subset == "train" and rest else positive_int(params, f"split.{subset}")
-              for subset in SUBSETS}
+    counts = {subset: positive_int(params, f"split.{subset}") for subset in SUBSETS[1:]}
+    train = section(params, "split").get("train")
+    try:
+        counts["train"] = train if train == ALL_THE_REST else positive_int(params, "split.train")
+    except ParamError as error:
+        raise ParamError("split.train", f"must be a whole number above 0 or {ALL_THE_REST!r}, got {train!r}",
+                         f"set it to a count per class, or to {ALL_THE_REST}: every usable photo that "
+                         "validation and test leave") from error
     return Path(str(raw_dir)), counts, integer(params, "split.seed")
 
 
@@ -90,8 +95,8 @@ def sort_candidates(photos, candidates):
     """
     def problem_of(item):
         name, class_name = item
-        if photos.refused(name):
-            return photos.refused(name)
+        if refused := photos.refused(name):
+            return refused
         if class_name is None:
             return "name matches no class"
         try:

@@ -1,7 +1,8 @@
 """Zip archives of photos, and a web server on 127.0.0.1 that serves one, as a download site would.
 
-The server answers range requests (206) unless told not to, can drop the first connection after
-some bytes, and records every request, so that tests can see resumption and proxies at work.
+The server answers range requests (206) unless told not to (or answers them with the wrong range),
+can drop the first connection after some bytes, and records every request, so that tests can see
+resumption and proxies at work.
 Nothing here reaches any other address.
 """
 
@@ -40,9 +41,9 @@ def petimages_zip(per_class, size=40, extra=True, photos=None):
 class ArchiveServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, data, ranges=True, drop_after=None):
+    def __init__(self, data, ranges=True, drop_after=None, wrong_range=False):
         super().__init__(("127.0.0.1", 0), ArchiveHandler)
-        self.data, self.ranges, self.drop_after = data, ranges, drop_after
+        self.data, self.ranges, self.drop_after, self.wrong_range = data, ranges, drop_after, wrong_range
         self.requests = []  # (path as the client sent it, its Range header or None)
 
     def url(self, name="photos.zip"):
@@ -54,6 +55,9 @@ class ArchiveHandler(BaseHTTPRequestHandler):
         server, data = self.server, self.server.data
         requested = self.headers.get("Range")
         server.requests.append((self.path, requested))
+        if self.path.endswith("/missing.zip"):
+            self.send_error(404)
+            return
         match = re.fullmatch(r"bytes=(\d+)-", requested or "")
         start = int(match[1]) if match and server.ranges else 0
         if start >= len(data) > 0:
@@ -62,7 +66,12 @@ class ArchiveHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        self.send_response(206 if start else 200)
+        if start and server.wrong_range:  # 206, but the whole file
+            start = 0
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(206 if start else 200)
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Content-Length", str(len(data) - start))

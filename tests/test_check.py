@@ -113,7 +113,7 @@ def test_a_weights_file_outside_weights_is_refused_with_the_copy_to_make(tmp_pat
         check.main()
     assert str(error.value) == (
         f"error: params.yaml conv_base.weights: {outside} is outside weights/, so DVC would not rerun "
-        f"extract when it changes. Fix: copy it in (cp {outside} weights/) and set conv_base.weights: "
+        "extract when it changes. Fix: copy it into weights/ and set conv_base.weights: "
         "weights/base.weights.h5")
     assert not CHECKED_FILE.exists()
     for inside in ("weights/base.weights.h5", str(project / "weights/base.weights.h5")):

@@ -26,14 +26,15 @@ def out(tmp_path, monkeypatch):
     return tmp_path / "data" / "photos.zip"
 
 
-def only_file(path):
-    return sorted(p.name for p in path.parent.iterdir())
+def file_names(path):
+    """The names in the folder of `path`."""
+    return sorted(p.name for p in path.parent.iterdir()) if path.parent.exists() else []
 
 
 def test_downloads_the_archive_and_shows_progress(out, capsys):
     with serving(ARCHIVE) as server:
         download(server.url(), SHA256, out)
-    assert out.read_bytes() == ARCHIVE and only_file(out) == ["photos.zip"]
+    assert out.read_bytes() == ARCHIVE and file_names(out) == ["photos.zip"]
     progress = capsys.readouterr().err
     assert "photos.zip" in progress and "100%" in progress and "B/s" in progress
 
@@ -51,10 +52,10 @@ def test_a_dropped_connection_keeps_the_partial_file_and_the_next_run_resumes(ou
     with serving(ARCHIVE, drop_after=1000) as server:
         with pytest.raises(DownloadError, match="connection broke|sent 1,000 of"):
             download(server.url(), SHA256, out)
-        assert not out.exists() and partial_path(out).stat().st_size == 1000
+        assert not out.exists() and partial_path(out, SHA256).stat().st_size == 1000
         download(server.url(), SHA256, out)
     assert server.requests[-1][1] == "bytes=1000-"  # asked for the rest only
-    assert out.read_bytes() == ARCHIVE and only_file(out) == ["photos.zip"]
+    assert out.read_bytes() == ARCHIVE and file_names(out) == ["photos.zip"]
 
 
 def test_a_server_without_ranges_makes_it_start_again(out):
@@ -62,15 +63,65 @@ def test_a_server_without_ranges_makes_it_start_again(out):
         with pytest.raises(DownloadError):
             download(server.url(), SHA256, out)
         download(server.url(), SHA256, out)
-    assert out.read_bytes() == ARCHIVE and only_file(out) == ["photos.zip"]
+    assert out.read_bytes() == ARCHIVE and file_names(out) == ["photos.zip"]
 
 
-def test_a_stale_partial_file_longer_than_the_archive_is_replaced(out):
+def test_a_partial_file_longer_than_the_archive_is_replaced(out):
     out.parent.mkdir(parents=True)
-    partial_path(out).write_bytes(b"x" * (len(ARCHIVE) + 10))  # the server answers 416
+    partial_path(out, SHA256).write_bytes(b"x" * (len(ARCHIVE) + 10))  # the server answers 416
     with serving(ARCHIVE) as server:
         download(server.url(), SHA256, out)
     assert out.read_bytes() == ARCHIVE
+
+
+def test_a_complete_partial_file_is_checked_not_fetched_again(out):
+    """Killed between the last byte and the rename: the server has nothing more (416)."""
+    out.parent.mkdir(parents=True)
+    partial_path(out, SHA256).write_bytes(ARCHIVE)
+    with serving(ARCHIVE) as server:
+        download(server.url(), SHA256, out)
+    assert server.requests == [("/photos.zip", f"bytes={len(ARCHIVE)}-")]
+    assert out.read_bytes() == ARCHIVE and file_names(out) == ["photos.zip"]
+
+
+def test_a_range_other_than_the_one_asked_for_starts_again(out):
+    with serving(ARCHIVE, drop_after=1000, wrong_range=True) as server:
+        with pytest.raises(DownloadError):
+            download(server.url(), SHA256, out)
+        download(server.url(), SHA256, out)
+    assert [range_ for _, range_ in server.requests] == [None, "bytes=1000-", None]
+    assert out.read_bytes() == ARCHIVE
+
+
+def test_the_file_already_there_is_kept_and_another_sha256_s_bytes_removed(out):
+    """The output persists across reruns (data/dvc.yaml): code changes never fetch 800 MB again."""
+    out.parent.mkdir(parents=True)
+    out.write_bytes(ARCHIVE)
+    stale = partial_path(out, "ab" * 32)
+    stale.write_bytes(b"half of another archive")
+    with serving(ARCHIVE) as server:
+        download(server.url(), SHA256, out)
+        assert server.requests == [] and stale.exists()  # nothing fetched, nothing touched
+        other = petimages_zip(3)
+        download(server.url(), hashlib.sha256(ARCHIVE).hexdigest(), out)
+        server.data = other
+        download(server.url(), hashlib.sha256(other).hexdigest(), out)
+    assert out.read_bytes() == other and file_names(out) == ["photos.zip"]
+
+
+def test_a_wrong_checksum_keeps_the_file_that_was_there(out):
+    out.parent.mkdir(parents=True)
+    out.write_bytes(ARCHIVE)
+    with serving(petimages_zip(3)) as server, pytest.raises(ParamError, match="download.sha256"):
+        download(server.url(), "ab" * 32, out)
+    assert out.read_bytes() == ARCHIVE and file_names(out) == ["photos.zip"]
+
+
+def test_an_http_error_points_at_the_address(out):
+    with serving(ARCHIVE) as server, pytest.raises(DownloadError) as error:
+        download(server.url("missing.zip"), SHA256, out)
+    assert "HTTP 404" in str(error.value) and "Check download.url" in str(error.value)
+    assert file_names(out) == []
 
 
 def test_no_server_is_one_line_that_says_what_to_do_offline(out):
@@ -80,7 +131,7 @@ def test_no_server_is_one_line_that_says_what_to_do_offline(out):
     message = str(error.value)
     assert message.startswith(f"error: cannot download {url}: ") and "\n" not in message
     assert "Offline? put the photos in a folder and set split.raw_dir (README: Data)" in message
-    assert not out.exists() and not partial_path(out).exists()
+    assert not out.exists() and not partial_path(out, SHA256).exists()
 
 
 def test_a_silent_server_times_out(out, monkeypatch):
@@ -97,7 +148,7 @@ def test_too_little_disk_space_is_said_before_any_byte_is_written(out, monkeypat
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage)
     with serving(ARCHIVE) as server, pytest.raises(DiskFull, match="no space left for .*photos.zip"):
         download(server.url(), SHA256, out)
-    assert not out.exists() and not partial_path(out).exists()
+    assert not out.exists() and not partial_path(out, SHA256).exists()
 
 
 def test_the_proxy_variables_are_honoured(out, monkeypatch):
@@ -112,7 +163,7 @@ def test_the_proxy_variables_are_honoured(out, monkeypatch):
 
 def test_git_ignores_a_download_in_progress():
     """`git add -A` after a crash never stages the partial file."""
-    partial = partial_path(REPO / "data" / "photos.zip")
+    partial = partial_path(REPO / "data" / "photos.zip", SHA256)
     result = subprocess.run(["git", "check-ignore", "-q", str(partial)], cwd=REPO)
     assert result.returncode == 0
 

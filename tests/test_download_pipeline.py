@@ -76,7 +76,7 @@ def downloaded(tmp_path_factory):
         project = new_project(tmp_path_factory.mktemp("download"), archive, server)
         first = failed_repro(project)
         left = sorted(path.name for path in (project / "data").iterdir())
-        partial_size = (project / partial_path(DOWNLOAD_FILE)).stat().st_size
+        partial_size = (project / partial_path(DOWNLOAD_FILE, sha256_of(archive))).stat().st_size
         run(project, "git", "add", "-A")
         staged = run(project, "git", "diff", "--cached", "--name-only").splitlines()
         yield {"project": project, "server": server, "first": first, "left": left,
@@ -95,7 +95,7 @@ def test_the_next_repro_resumes_then_splits_extracts_and_trains(downloaded):
     assert server.requests[1][1] == "bytes=100000-"  # asked for the rest only
     assert ran[:2] == [DOWNLOAD, "split"] and "train" in ran and "plots" in ran
     assert (project / DOWNLOAD_FILE).read_bytes() == server.data
-    assert not (project / partial_path(DOWNLOAD_FILE)).exists()
+    assert not partial_files(project)
     assert json.loads((project / "metrics.json").read_text())["test"]["accuracy"] >= 0
     report = json.loads((project / "data/split/report.json").read_text())
     assert report["usable"] == {"cats": 300, "dogs": 300}
@@ -117,13 +117,35 @@ def test_the_archive_is_cached_by_dvc_and_ignored_by_git(downloaded):
     assert repro(project) == [] and len(server.requests) == requests  # nothing downloaded again
 
 
+def sha256_of(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def partial_files(project):
+    return list((project / "data").glob(".*.part"))
+
+
 def up_to_date_again(project, server):
-    """After a failed run with other download params, the right ones need no new download: DVC
-    restores the archive from its cache."""
+    """After a failed run with other download params, the archive that was there serves again."""
     requests = len(server.requests)
     repro(project)
     assert (project / DOWNLOAD_FILE).read_bytes() == server.data and len(server.requests) == requests
     assert "up to date" in dvc(project, "status", "dvc.yaml")
+
+
+def test_a_change_to_its_code_reruns_the_stage_but_fetches_nothing(downloaded):
+    """The archive persists (data/dvc.yaml): a file with the right SHA-256 is kept, and split,
+    whose dependency did not change, does not rerun."""
+    project, server = downloaded["project"], downloaded["server"]
+    module = project / "dogs_vs_cats/download.py"
+    original = module.read_text()
+    requests = len(server.requests)
+    module.write_text(original + "\n# an edit that changes nothing\n")
+    try:
+        assert repro(project) == [DOWNLOAD] and len(server.requests) == requests
+    finally:
+        module.write_text(original)
+    assert repro(project) == [DOWNLOAD] and len(server.requests) == requests
 
 
 def test_a_wrong_checksum_is_one_line_naming_it(downloaded):
@@ -132,8 +154,10 @@ def test_a_wrong_checksum_is_one_line_naming_it(downloaded):
     try:
         update_params(project, {"download": {"sha256": "ab" * 32}})
         output = failed_repro(project)
-        assert f"error: params.yaml download.sha256: {params['download']['url']} has SHA-256 " in output
-        assert not (project / DOWNLOAD_FILE).exists() and not (project / partial_path(DOWNLOAD_FILE)).exists()
+        assert (f"error: params.yaml download.sha256: {params['download']['url']} gave a file whose SHA-256 "
+                f"is {sha256_of(server.data)}, not {'ab' * 32}; it was removed") in output
+        # The bad download is gone; the archive of the last good run stays (dvc.lock describes it).
+        assert not partial_files(project) and (project / DOWNLOAD_FILE).read_bytes() == server.data
     finally:
         update_params(project, {"download": params["download"]})
     up_to_date_again(project, server)
@@ -145,7 +169,7 @@ def test_no_server_is_the_offline_message_within_two_minutes(downloaded):
     url = f"http://127.0.0.1:{closed_port()}/photos.zip"
     start = time.monotonic()
     try:
-        update_params(project, {"download": {"url": url}})
+        update_params(project, {"download": {"url": url, "sha256": "cd" * 32}})  # another archive
         output = failed_repro(project)
     finally:
         update_params(project, {"download": params["download"]})

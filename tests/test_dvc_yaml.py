@@ -138,3 +138,13 @@ def test_quantize_reads_train_images_only():
     quantize = dict(stage_definitions())["quantize"]
     assert [dep for dep in quantize["deps"] if dep.startswith("data/")] == ["data/split/train"]
     assert not any(param.startswith("split.") for param in quantize["params"])
+
+
+def test_the_download_writes_the_default_raw_dir_and_nothing_depends_on_it_otherwise():
+    """DVC runs data/dvc.yaml's download before split only because split.raw_dir names its output."""
+    download = yaml.safe_load((REPO / "data/dvc.yaml").read_text())["stages"]["download"]
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert download["wdir"] == ".." and download["outs"] == [{params["split"]["raw_dir"]: {"persist": True}}]
+    readers = [name for name, stage in stage_definitions() if params["split"]["raw_dir"] in stage["deps"]]
+    assert readers == []  # split reads it as ${split.raw_dir}, no stage by its path
+    assert "${split.raw_dir}" in STAGES["split"]["deps"]

@@ -8,8 +8,8 @@ from archives import petimages_zip
 
 from dogs_vs_cats.core.layout import SPLIT_DIR, SPLIT_REPORT, SUBSETS
 from dogs_vs_cats.core.params import ParamError
-from dogs_vs_cats.splitting import find_candidates
-from helpers import EMPTY, NO_CLASS, UNREADABLE, image_array, jpeg_bytes, write_params
+from dogs_vs_cats.splitting import check_split, find_candidates
+from helpers import EMPTY, NO_CLASS, TEST_PARAMS, UNREADABLE, image_array, jpeg_bytes, merged, write_params
 from stages import split
 
 COUNTS = {"train": 3, "validation": 2, "test": 2}
@@ -102,24 +102,32 @@ def test_not_a_zip_or_truncated_is_one_line_naming_the_parameter(project, conten
     assert not SPLIT_DIR.exists()
 
 
+# Each would lead a copy out of its class folder on some system (C:x.jpg: drive C's folder on Windows).
+UNSAFE = ["../escape.jpg", "PetImages/Cat/../../../escape2.jpg", "/PetImages/Cat/abs.jpg",
+          "PetImages\\Cat\\win.jpg", "PetImages/Cat/C:escape3.jpg", "PetImages/Cat/CON.jpg",
+          "PetImages/Cat/a?.jpg", "PetImages/Cat/trailing.jpg."]
+
+
 def hostile_zip(path):
     """Seven good photos per class, and members that must each be skipped."""
     with zipfile.ZipFile(path, "w") as zip_file:
         for folder, kind in (("Cat", "cat"), ("Dog", "dog")):
             for i in range(1, 8):
                 zip_file.writestr(f"PetImages/{folder}/{i}.jpg", jpeg_bytes(image_array(kind, i)))
-        for name in ("../escape.jpg", "PetImages/Cat/../../../escape2.jpg", "/PetImages/Cat/abs.jpg",
-                     "PetImages\\Cat\\win.jpg"):
+        for name in UNSAFE:
             zip_file.writestr(name, jpeg_bytes(image_array("cat", 99)))
+        corrupt = zipfile.ZipInfo("PetImages/Dog/deflate.jpg")
+        corrupt.compress_type = zipfile.ZIP_DEFLATED
+        zip_file.writestr(corrupt, jpeg_bytes(image_array("dog", 98)))
         zip_file.writestr(zipfile.ZipInfo("PetImages/Cat/crc.jpg"), jpeg_bytes(image_array("cat", 98)))
         bomb = zipfile.ZipInfo("PetImages/Dog/bomb.jpg")
         bomb.compress_type = zipfile.ZIP_DEFLATED
         zip_file.writestr(bomb, bytes(100 * 2**20))  # 100 MiB of zeros: about 100 KB compressed
     data = bytearray(path.read_bytes())
-    with zipfile.ZipFile(path) as zip_file:  # flip one byte of a stored member: its CRC fails
-        info = zip_file.getinfo("PetImages/Cat/crc.jpg")
-    offset = info.header_offset + 30 + len(info.filename) + 100
-    data[offset] ^= 0xFF
+    with zipfile.ZipFile(path) as zip_file:  # a stored member's CRC fails; a deflated one's data too
+        for name, where in (("PetImages/Cat/crc.jpg", 100), ("PetImages/Dog/deflate.jpg", 2)):
+            info = zip_file.getinfo(name)
+            data[info.header_offset + 30 + len(info.filename) + where] ^= 0xFF
     path.write_bytes(bytes(data))
 
 
@@ -132,11 +140,11 @@ def test_hostile_members_are_skipped_with_their_reason(project, tmp_path):
     assert report["usable"] == {"cats": 7, "dogs": 7}
     names = report_names(archive)
     unsafe = [reason for reason in names if reason.startswith("unsafe name")]
-    assert len(unsafe) == 1 and sorted(names[unsafe[0]]) == sorted(
-        ["../escape.jpg", "/PetImages/Cat/abs.jpg", "PetImages/Cat/../../../escape2.jpg",
-         "PetImages\\Cat\\win.jpg"])
-    assert any(reason.startswith("corrupt in the archive (Bad CRC-32") and files == ["PetImages/Cat/crc.jpg"]
-               for reason, files in names.items())
+    assert len(unsafe) == 1 and sorted(names[unsafe[0]]) == sorted(UNSAFE)
+    corrupt = {file: reason for reason, files in names.items() for file in files
+               if reason.startswith("corrupt in the archive")}
+    assert "Bad CRC-32" in corrupt["PetImages/Cat/crc.jpg"]
+    assert "error" in corrupt["PetImages/Dog/deflate.jpg"]  # zlib's error, or a short stream's
     assert any(reason.startswith("declared size 104,857,600 bytes") and files == ["PetImages/Dog/bomb.jpg"]
                for reason, files in names.items())
     assert NO_CLASS not in names
@@ -144,3 +152,9 @@ def test_hostile_members_are_skipped_with_their_reason(project, tmp_path):
     assert sorted(tmp_path.parent.iterdir()) == before
     assert sorted(p.name for p in project.iterdir()) == ["data", "params.yaml", "photos.zip"]
     assert not list(project.rglob("escape*")) and not list(project.rglob("bomb.jpg"))
+
+
+@pytest.mark.parametrize("train", ["all", 0, 2.5])
+def test_a_bad_train_count_says_rest_is_allowed(train):
+    with pytest.raises(ParamError, match=r"split\.train: must be a whole number above 0 or 'rest'"):
+        check_split(merged(TEST_PARAMS, {"split": {"train": train, "raw_dir": "data/photos.zip"}}))

@@ -40,7 +40,7 @@ def requirements_for(platform, path=Path("requirements.txt")):
     selected = []
     for line in path.read_text().splitlines():
         line = line.split("#")[0].strip()
-        if not line:
+        if not line or line.startswith("-"):  # pip options (-r, --index-url): not pins
             continue
         requirement = Requirement(line)
         if requirement.marker is None or requirement.marker.evaluate(environment):
