@@ -43,7 +43,8 @@ def copy_bandwidth(nbytes):
 def child(run, shape, epochs):
     """Train the head on random features; print ms per step and a hash of the weights as JSON."""
     from dogs_vs_cats.core.runtime import keras, seed_everything, tf
-    from dogs_vs_cats.model import build_head, fit_head
+    from dogs_vs_cats.features import batches
+    from dogs_vs_cats.model import EVALUATION_BATCH_SIZE, build_head, fit_head
 
     seed_everything(42)
     if run == "before":
@@ -68,8 +69,9 @@ def child(run, shape, epochs):
         model.fit(x[:TRAIN_ROWS], y[:TRAIN_ROWS], validation_data=(x[TRAIN_ROWS:], y[TRAIN_ROWS:]),
                   epochs=epochs, batch_size=BATCH, verbose=0, callbacks=[EpochTimer()])
     else:
-        fit_head(model, (x[:TRAIN_ROWS], y[:TRAIN_ROWS]), (x[TRAIN_ROWS:], y[TRAIN_ROWS:]), epochs,
-                 BATCH, callbacks=[EpochTimer()])
+        fit_head(model, batches(x[:TRAIN_ROWS], y[:TRAIN_ROWS], BATCH, shuffle=True),
+                 batches(x[TRAIN_ROWS:], y[TRAIN_ROWS:], EVALUATION_BATCH_SIZE), epochs,
+                 callbacks=[EpochTimer()])
     steps = TRAIN_ROWS // BATCH
     weights = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()[:12]
     print(json.dumps({"ms_per_step": 1000 * float(np.median(times[1:])) / steps, "weights": weights}))

@@ -1,13 +1,13 @@
-"""The train stage's peak memory: features loaded as NumPy arrays (before) against tensors read from
-memory-mapped .npy files (now), on the same features, and whether both write the same metrics.
+"""The train stage's peak memory: features loaded whole as NumPy arrays (before) against batches
+streamed from the memory-mapped .npy files (now), and whether both write the same metrics.
 
-    python -m bench.train_memory [--photos 8000] [--shape 5,5,1280] [--epochs 2]
+    python -m bench.train_memory [--photos 8000] [--shape 5,5,1280] [--epochs 2] [--before 5d723ed]
 
 Writes random but learnable features of `--photos` photos (split as train 80 %, validation and test
 10 % each; 5,5,1280 is MobileNetV2 at 160) into a scratch project, then runs `python -m stages.train`
-there twice, each in its own process: once with load_features replaced by the former
-`np.load(...)` of both arrays, once as it is. Prints each run's wall time and peak resident memory
-(ru_maxrss) and compares the two metrics.json files byte for byte.
+there twice, each in its own process: with the code of commit --before (the last that loaded the
+features whole, taken with `git archive`) and with this checkout's. Prints each run's wall time and
+peak resident memory (ru_maxrss) and compares the two metrics.json files byte for byte.
 """
 
 import argparse
@@ -23,8 +23,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
-BEFORE = ("import numpy as np, dogs_vs_cats.features as features; "
-          "features.load_features = lambda d: (np.load(d / 'features.npy'), np.load(d / 'labels.npy')); ")
 RUN_TRAIN = ("import resource, runpy, sys, time; start = time.perf_counter(); "
              "runpy.run_module('stages.train', run_name='__main__'); "
              "print('MEASURED', time.perf_counter() - start, "
@@ -57,6 +55,7 @@ def main(argv=None):
     parser.add_argument("--photos", type=int, default=8000)
     parser.add_argument("--shape", default="5,5,1280")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--before", default="5d723ed", help="a commit whose train loaded the features whole")
     args = parser.parse_args(argv)
     shape = tuple(int(n) for n in args.shape.split(","))
 
@@ -69,10 +68,15 @@ def main(argv=None):
         (project / "params.yaml").write_text(yaml.safe_dump(params))
         size = sum(counts.values()) * np.prod(shape) * 4 / 2**20
         print(f"{counts} photos, features {shape}: {size:,.0f} MiB on disk")
-        env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
+        before = project / "code-before"
+        before.mkdir()
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.before, "stages", "dogs_vs_cats"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
         metrics = {}
-        for name, code in (("before: np.load", BEFORE + RUN_TRAIN), ("now: memory-mapped", RUN_TRAIN)):
-            result = subprocess.run([sys.executable, "-c", code], cwd=project, env=env,
+        for name, code in ((f"before ({args.before})", before), ("now: streamed", REPO)):
+            env = dict(os.environ, PYTHONPATH=str(code), TF_CPP_MIN_LOG_LEVEL="2")
+            result = subprocess.run([sys.executable, "-c", RUN_TRAIN], cwd=project, env=env,
                                     capture_output=True, text=True)
             if result.returncode:
                 sys.exit(result.stderr[-3000:])

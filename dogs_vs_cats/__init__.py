@@ -9,7 +9,7 @@
     conv_base       the frozen keras.applications conv base
     precisions      which engine runs it in which precision (no TensorFlow: quantize's note needs none)
     engines         running it: Keras or OpenVINO; quantization: the int8 conv base (NNCF)
-    features        writing conv-base features to .npy files, batch by batch
+    features        conv-base features: written to .npy files and streamed back, batch by batch
     model           the dense head, its training, the exported classifier
     evaluation      metrics.json and the per-image test predictions
     figures         the training curves, ROC and precision-recall points, the misclassified gallery

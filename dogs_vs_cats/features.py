@@ -1,4 +1,4 @@
-"""Conv-base features for the extract stage: its parameters, and .npy files written batch by batch.
+"""Conv-base features: written by the extract stage batch by batch, read back by train batch by batch.
 
 data/features/<subset>/ holds
   features.npy  (N, 4, 4, 512) float32 for VGG16 at 150x150
@@ -7,6 +7,7 @@ data/features/<subset>/ holds
 """
 
 import numpy as np
+from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter  # its order, not a copy
 
 from dogs_vs_cats.conv_base import check_conv_base
 from dogs_vs_cats.core.atomic import atomic_path, ensure_free_space
@@ -52,12 +53,52 @@ def write_features(run, feature_shape, dataset, files, labels, out_dir):
         (tmp / "files.txt").write_text("".join(f"{f.relative_to(SPLIT_DIR)}\n" for f in files))
 
 
-def load_features(subset_dir):
-    """The features (a tensor) and labels (an array) that write_features wrote in `subset_dir`.
+def batches(features, labels, batch_size, shuffle=False):
+    """tf.data batches of (features, labels), rows gathered as they are needed, in Keras's order.
 
-    The features go from a memory map into a tensor, which Keras uses as it is, rather than into a
-    NumPy array that Keras would copy again: the same values, so the same training, in less memory
-    (python -m bench.train_memory; figures in bench/README.md).
+    `features` is anything indexed by an array of row numbers (an array; NpyRows, which reads
+    them from disk): only the batches in flight are in memory. The order is the one
+    `model.fit` gives NumPy arrays (Keras's ArrayDataAdapter over the row indices; with shuffle, one
+    seeded permutation, which Keras replays every epoch), and the number of batches is declared, so
+    that Keras ends each epoch as it does with arrays: training on these batches is, step for step,
+    training on the arrays (tests/test_train.py checks the weights).
     """
-    features = np.load(subset_dir / "features.npy", mmap_mode="r")
-    return tf.convert_to_tensor(features), np.load(subset_dir / "labels.npy")
+    rows = ArrayDataAdapter(np.arange(len(labels)), shuffle=shuffle, batch_size=batch_size).get_tf_dataset()
+
+    def gather(indices):
+        return np.asarray(features[indices], dtype=np.float32), labels[indices]
+
+    def load(indices, *_):
+        batch, batch_labels = tf.numpy_function(gather, [indices], [tf.float32, tf.float32])
+        batch.set_shape((None, *features.shape[1:]))
+        batch_labels.set_shape((None,))
+        return batch, batch_labels
+
+    count = -(-len(labels) // batch_size)
+    return rows.map(load).apply(tf.data.experimental.assert_cardinality(count))
+
+
+class NpyRows:
+    """The rows of a .npy file, read from disk when indexed with row numbers: never loaded whole, nor
+    mapped (a memory map would keep every row it touched in the process's resident memory)."""
+
+    def __init__(self, path):
+        header = np.load(path, mmap_mode="r")  # the shape and dtype, and where the rows start
+        self.shape, self.dtype, self.offset = header.shape, header.dtype, header.offset
+        del header
+        self.row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
+        self.file = open(path, "rb")  # noqa: SIM115 (open as long as the dataset that reads it)
+
+    def __getitem__(self, rows):
+        out = np.empty((len(rows), *self.shape[1:]), self.dtype)
+        for row, buffer in zip(rows, out, strict=True):
+            self.file.seek(self.offset + int(row) * self.row_bytes)
+            self.file.readinto(memoryview(buffer).cast("B"))
+        return out
+
+
+def feature_batches(subset_dir, batch_size, shuffle=False):
+    """Batches of the features and labels that write_features wrote in `subset_dir`, read from disk
+    as they are used (memory does not grow with the number of photos), and the labels."""
+    labels = np.load(subset_dir / "labels.npy")
+    return batches(NpyRows(subset_dir / "features.npy"), labels, batch_size, shuffle), labels

@@ -77,10 +77,9 @@ def build_head(feature_shape, units, dropout, learning_rate):
 EVALUATION_BATCH_SIZE = 500
 
 
-def fit_head(model, train, validation, epochs, batch_size, callbacks=()):
-    """Train the head on (features, labels) pairs, evaluating on `validation` after each epoch."""
-    return model.fit(*train, validation_data=validation, epochs=epochs, batch_size=batch_size,
-                     validation_batch_size=EVALUATION_BATCH_SIZE, verbose=2, callbacks=list(callbacks))
+def fit_head(model, train, validation, epochs, callbacks=()):
+    """Train the head on batches of (features, labels), evaluating on `validation` after each epoch."""
+    return model.fit(train, validation_data=validation, epochs=epochs, verbose=2, callbacks=list(callbacks))
 
 
 def affine_preprocessing(preprocess_input):

@@ -28,7 +28,7 @@ from dogs_vs_cats.core.layout import (
 from dogs_vs_cats.core.params import load_params
 from dogs_vs_cats.core.runtime import seed_everything
 from dogs_vs_cats.evaluation import prediction_rows, subset_metrics
-from dogs_vs_cats.features import load_features
+from dogs_vs_cats.features import feature_batches
 from dogs_vs_cats.model import (
     EVALUATION_BATCH_SIZE,
     build_classifier,
@@ -45,24 +45,26 @@ def main():
     all_params = load_params()
     params, conv_params = check_train(all_params), check_conv_base(all_params)  # the export rebuilds it
     seed_everything(params["seed"])
-    data = {subset: load_features(FEATURES_DIR / subset) for subset in SUBSETS}
+    # Features stream from disk batch by batch (memory does not grow with the number of photos).
+    evaluation = {subset: feature_batches(FEATURES_DIR / subset, EVALUATION_BATCH_SIZE) for subset in SUBSETS}
+    train_batches, _ = feature_batches(FEATURES_DIR / "train", params["batch_size"], shuffle=True)
     timings = {}
 
     start = time.perf_counter()
-    model = build_head(data["train"][0].shape[1:], params["units"], params["dropout"],
+    model = build_head(train_batches.element_spec[0].shape[1:], params["units"], params["dropout"],
                        params["learning_rate"])
     # DVCLive writes the history as dvclive/plots/metrics/{train,eval}/{loss,accuracy}.tsv; the
     # plots that use it are declared in dvc.yaml, so DVCLive writes no dvc.yaml of its own.
-    fit_head(model, data["train"], data["validation"], params["epochs"], params["batch_size"],
+    fit_head(model, train_batches, evaluation["validation"][0], params["epochs"],
              callbacks=[DVCLiveCallback(dir=str(LIVE_DIR), dvcyaml=None, save_dvc_exp=False)])
     timings["epochs"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    results = {subset: model.evaluate(*data[subset], batch_size=EVALUATION_BATCH_SIZE, verbose=0)
-               for subset in ("train", "validation")}
-    probabilities = model.predict(data["test"][0], batch_size=EVALUATION_BATCH_SIZE, verbose=0)[:, 0]
+    results = {subset: model.evaluate(evaluation[subset][0], verbose=0) for subset in ("train", "validation")}
+    test_batches, test_labels = evaluation["test"]
+    probabilities = model.predict(test_batches, verbose=0)[:, 0]
     test_files = (FEATURES_DIR / "test" / "files.txt").read_text().splitlines()  # in extract's order
-    predictions = prediction_rows([SPLIT_DIR / file for file in test_files], data["test"][1], probabilities)
+    predictions = prediction_rows([SPLIT_DIR / file for file in test_files], test_labels, probabilities)
     metrics = subset_metrics(results, predictions, probabilities)
     timings["evaluation"] = time.perf_counter() - start
 
