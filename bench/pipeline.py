@@ -16,7 +16,6 @@ wall time, as a table.
 
 import argparse
 import functools
-import hashlib
 import http.server
 import io
 import json
@@ -33,6 +32,8 @@ from pathlib import Path
 
 import yaml
 from PIL import Image, ImageOps
+
+from dogs_vs_cats.download import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 COPIED = ["stages", "dogs_vs_cats", "dvc.yaml", "data/dvc.yaml", "finetune/dvc.yaml", "params.yaml",
@@ -129,8 +130,7 @@ def main(argv=None):
         start = time.perf_counter()
         make_archive(args.photos, args.per_class, archive)
         print(f"archive: {archive.stat().st_size / 2**20:,.0f} MiB in {time.perf_counter() - start:.0f} s")
-    with open(archive, "rb") as f:
-        sha256 = hashlib.file_digest(f, "sha256").hexdigest()
+    sha256 = file_sha256(archive)
 
     project = work / "project"
     shutil.rmtree(project, ignore_errors=True)

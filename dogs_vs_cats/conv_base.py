@@ -29,13 +29,19 @@ def conv_base_module(name):
                      "use a name such as vgg16, resnet50, mobilenet_v2 or efficientnetb0")
 
 
+def local_weights(params):
+    """conv_base.weights when it names a local file (not imagenet, not null), else None."""
+    weights = section(params, "conv_base").get("weights")
+    return None if weights in (None, "imagenet") else str(weights)
+
+
 def check_conv_base(params):
     """The conv_base section of params.yaml, checked: name, weights, input_size, seed."""
     conv_params = section(params, "conv_base")
     conv_base_module(conv_params.get("name"))
     positive_int(params, "conv_base.input_size")
-    weights = conv_params.get("weights")
-    if weights not in (None, "imagenet") and not Path(str(weights)).is_file():
+    weights = local_weights(params)
+    if weights is not None and not Path(weights).is_file():
         raise ParamError("conv_base.weights", f"no weights file at {weights!r}",
                          "give the path of a local weights file, 'imagenet' to download them, "
                          "or null for random initialisation")
@@ -48,12 +54,9 @@ def check_weights_tracked(params):
     DVC cannot depend on a path that only a parameter names (it may be imagenet or null), so a
     file elsewhere could be replaced in place and leave stale features behind, silently.
     """
-    weights = section(params, "conv_base").get("weights")
-    if weights in (None, "imagenet"):
-        return
-    inside = os.path.abspath(weights).startswith(os.path.abspath(WEIGHTS_DIR) + os.sep)
-    if not inside:
-        name = Path(str(weights)).name
+    weights = local_weights(params)
+    if weights is not None and not os.path.abspath(weights).startswith(os.path.abspath(WEIGHTS_DIR) + os.sep):
+        name = Path(weights).name
         raise ParamError("conv_base.weights", f"{weights} is outside {WEIGHTS_DIR}/, so DVC would not "
                          "rerun extract when it changes",
                          f"copy it into {WEIGHTS_DIR}/ and set conv_base.weights: {WEIGHTS_DIR}/{name}")

@@ -45,7 +45,7 @@ DEFAULT_RAW_DIR = REPOSITORY_PARAMS["split"]["raw_dir"]
 def new_project(directory, archive, server, overrides=None):
     """A git + DVC project with the repository's params, small settings, and the archive's address."""
     project = copy_project(directory)
-    download = {"url": server.url(), "sha256": hashlib.sha256(archive).hexdigest()}
+    download = {"url": server.url(), "sha256": sha256_of(archive)}
     update_params(project, merged(merged(TEST_PARAMS, {"download": download,
                                                        "split": {"raw_dir": DEFAULT_RAW_DIR}}), overrides))
     run(project, "git", "init", "-q")
