@@ -1,8 +1,9 @@
-"""Classify images as cat or dog with the exported model (models/classifier.keras).
+"""Classify images with the exported model (models/classifier.keras), which holds its class names.
 
-    python predict.py photo.jpg more_photos/ [--output predictions.csv]
+    python predict.py photo.jpg more_photos/ [--output predictions.csv [--all-probabilities]]
 
-Prints one line per image: path, TAB, cat or dog, TAB, P(dog) with 4 decimals. Files that are
+Prints one line per image: path, TAB, class, TAB, a probability with 4 decimals: for two classes
+that of the second (P(dog) for cat and dog), for more that of the predicted class. Files that are
 not readable images are reported on stderr and skipped. Exits with 1 when no image at all could be
 classified.
 
@@ -17,8 +18,8 @@ import sys
 from pathlib import Path
 
 from dogs_vs_cats.core.atomic import atomic_path
+from dogs_vs_cats.core.classes import class_probabilities, predicted_labels, reported_probability
 from dogs_vs_cats.core.errors import run_stage
-from dogs_vs_cats.core.labels import label_of
 from dogs_vs_cats.core.layout import CLASSIFIER_FILE
 
 OUTPUT_FORMATS = (".csv", ".json")
@@ -27,8 +28,9 @@ BATCH_SIZE = 32
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description="Classify images as cat or dog with the model `dvc repro` exports. "
-                    "Prints PATH<TAB>cat|dog<TAB>P(dog) for each image.",
+        description="Classify images with the model `dvc repro` exports. Prints PATH<TAB>CLASS<TAB>"
+                    "PROBABILITY for each image: for two classes the probability of the second "
+                    "(P(dog) for cat and dog), for more that of the predicted class.",
         epilog="Files that cannot be decoded are reported on stderr and skipped; the exit status "
                "is 0 when at least one image was classified, 1 otherwise.")
     parser.add_argument("paths", metavar="PATH", nargs="+", type=Path,
@@ -36,6 +38,9 @@ def parse_args(argv=None):
     parser.add_argument("--output", metavar="FILE", type=Path,
                         help="also write the results to FILE: .csv (file,label,probability) "
                              "or .json (a list of objects)")
+    parser.add_argument("--all-probabilities", action="store_true",
+                        help="with --output, also every class's probability (a column, or an object, "
+                             "per image)")
     parser.add_argument("--model", metavar="FILE", type=Path, default=CLASSIFIER_FILE,
                         help=f"the exported classifier (default: {CLASSIFIER_FILE})")
     parser.add_argument("--batch-size", metavar="N", type=int, default=BATCH_SIZE,
@@ -43,6 +48,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.output and args.output.suffix.lower() not in OUTPUT_FORMATS:
         parser.error(f"--output must end in {' or '.join(OUTPUT_FORMATS)}, got {args.output}")
+    if args.all_probabilities and not args.output:
+        parser.error("--all-probabilities needs --output FILE (.csv or .json)")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     return args
@@ -60,7 +67,10 @@ def find_files(paths):
 
 
 def classify(model, files, batch_size):
-    """Yield (path, P(dog), None) for each usable file and (path, None, problem) for the others.
+    """Yield (path, outputs, None) for each usable file and (path, None, problem) for the others.
+
+    `outputs` are the model's probabilities for the image: [P(second class)] for two classes, one
+    per class for more.
 
     Each file is judged by images.read_image, as split judges it; an unusable one is reported, not
     classified.
@@ -69,26 +79,42 @@ def classify(model, files, batch_size):
     from dogs_vs_cats.images import image_dataset
 
     size = model.get_layer("resize").height  # the exported classifier's first step
-    predict = tf.function(lambda images: model(images, training=False)[:, 0], reduce_retracing=True)
+    predict = tf.function(lambda images: model(images, training=False)["probabilities"],
+                          reduce_retracing=True)
     done = 0
     for images, problems in image_dataset(files, size, batch_size, report_problems=True):
-        probabilities = predict(images).numpy()
-        batch_files, done = files[done:done + len(probabilities)], done + len(probabilities)
-        for path, probability, problem in zip(batch_files, probabilities, problems.numpy(), strict=True):
+        outputs = predict(images).numpy()
+        batch_files, done = files[done:done + len(outputs)], done + len(outputs)
+        for path, output, problem in zip(batch_files, outputs, problems.numpy(), strict=True):
             if problem:
                 yield str(path), None, problem.decode()
             else:
-                yield str(path), float(probability), None
+                yield str(path), output, None
+
+
+def result_row(path, outputs, classes, all_probabilities=False):
+    """One image's result: file, label (its class) and probability; with all_probabilities, each
+    class's probability too (P(<class>) columns in CSV)."""
+    outputs = outputs[None]
+    row = {"file": path, "label": classes[predicted_labels(outputs)[0]],
+           "probability": float(reported_probability(outputs)[0])}
+    if all_probabilities:
+        row["probabilities"] = {name: round(float(p), 6)
+                                for name, p in zip(classes, class_probabilities(outputs)[0], strict=True)}
+    return row
 
 
 def write_output(path, results):
     """Write the results as CSV or JSON, by the suffix of `path`, atomically."""
     with atomic_path(path) as tmp:
         if path.suffix.lower() == ".csv":
+            rows = [{key: value for key, value in row.items() if key != "probabilities"}
+                    | {f"P({name})": p for name, p in row.get("probabilities", {}).items()}
+                    for row in results]
             with open(tmp, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=["file", "label", "probability"])
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
                 writer.writeheader()
-                writer.writerows(results)
+                writer.writerows(rows)
         else:
             tmp.write_text(json.dumps(results, indent=2) + "\n")
 
@@ -99,16 +125,18 @@ def main(argv=None):
         sys.exit(f"error: no model at {args.model}. Run `dvc repro` to train and export it "
                  "(or `dvc pull` to fetch it from the DVC remote), or pass --model FILE.")
     from dogs_vs_cats.core.runtime import keras
+    from dogs_vs_cats.model import class_names
 
     model = keras.models.load_model(args.model)
+    classes = class_names(model)
     results = []
-    for path, probability, problem in classify(model, find_files(args.paths), args.batch_size):
+    for path, outputs, problem in classify(model, find_files(args.paths), args.batch_size):
         if problem:
             print(f"{path}: skipped: {problem}", file=sys.stderr)
             continue
-        results.append({"file": path, "label": label_of(probability),
-                        "probability": round(probability, 6)})
-        print(f"{path}\t{label_of(probability)}\t{probability:.4f}", flush=True)
+        row = result_row(path, outputs, classes, args.all_probabilities)
+        print(f"{path}\t{row['label']}\t{row['probability']:.4f}", flush=True)
+        results.append(dict(row, probability=round(row["probability"], 6)))
 
     if not results:
         print("error: no image could be classified", file=sys.stderr)

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dogs_vs_cats.core.labels import CLASSES
 from dogs_vs_cats.core.params import load_params
 
 ORIGINAL_BATCH = 20
@@ -40,14 +39,16 @@ RUNS = ["original", "keras/float32", "keras/bfloat16", "openvino/float32", "open
 
 def pick_images(image_dir, count):
     """`count` images, half per class, in name order, with labels (0 = cat, 1 = dog)."""
+    from dogs_vs_cats.raw_photos import FolderPhotos
     from dogs_vs_cats.splitting import find_candidates
 
-    by_class = {c: [] for c in CLASSES}
-    for path, class_name in find_candidates(Path(image_dir)).items():
+    classes, candidates = find_candidates(FolderPhotos(image_dir).names())
+    by_class = {c: [] for c in classes}
+    for name, (class_name, _) in candidates.items():
         if class_name:
-            by_class[class_name].append(path)
+            by_class[class_name].append(Path(image_dir) / name)
     files, labels = [], []
-    for label, class_name in enumerate(CLASSES):
+    for label, class_name in enumerate(classes):
         chosen = sorted(by_class[class_name], key=lambda p: (len(p.name), p.name))[:count // 2]
         files += chosen
         labels += [label] * len(chosen)
@@ -165,7 +166,7 @@ def train_head(features, labels):
     train_params = load_params()["train"]
     seed_everything(train_params["seed"])
     model = build_head(features.shape[1:], train_params["units"], train_params["dropout"],
-                       train_params["learning_rate"])
+                       train_params["learning_rate"], ["cat", "dog"])
     model.fit(features, labels, epochs=train_params["epochs"], batch_size=train_params["batch_size"],
               verbose=0)
     return model

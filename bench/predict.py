@@ -51,14 +51,16 @@ def main():
     files = sorted(args.photos.iterdir())[:args.images]
     conv_base, preprocess_input = build_conv_base(
         {"name": args.name, "weights": args.weights, "input_size": args.size, "seed": 0})
-    head = build_head(conv_base.output_shape[1:], 256, 0.5, 2e-5)
-    classifier = build_classifier(conv_base, preprocess_input, head)
+    head = build_head(conv_base.output_shape[1:], 256, 0.5, 2e-5, ["cat", "dog"])
+    classifier = build_classifier(conv_base, preprocess_input, head, ["cat", "dog"])
 
     def one_call_per_image(paths):
-        return [float(classifier(read_image(path)[0][None], training=False)[0, 0]) for path in paths]
+        return [float(classifier(read_image(path)[0][None], training=False)["probabilities"][0, 0])
+                for path in paths]
 
     def batched(paths):
-        return [probability for _, probability, _ in predict.classify(classifier, paths, predict.BATCH_SIZE)]
+        classified = predict.classify(classifier, paths, predict.BATCH_SIZE)
+        return [float(outputs[0]) for _, outputs, _ in classified]
 
     def extract(paths):
         dataset = image_dataset(paths, args.size, predict.BATCH_SIZE, preprocess=preprocess_input)

@@ -52,7 +52,7 @@ def child(run, shape, epochs):
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (TRAIN_ROWS + VALIDATION_ROWS, *shape)).astype(np.float32)
     y = (rng.random(len(x)) > 0.5).astype(np.float32)
-    model = build_head(shape, UNITS, 0.5, 2e-5)
+    model = build_head(shape, UNITS, 0.5, 2e-5, ["cat", "dog"])
     if run in ("before", "xla"):
         model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=2e-5),
                       loss="binary_crossentropy", metrics=["accuracy"], jit_compile=run == "xla")

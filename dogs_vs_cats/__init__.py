@@ -1,6 +1,6 @@
 """The library behind the pipeline's stages (stages/*.py are its entry points, one per DVC stage).
 
-    core/           what every stage uses: paths, class labels, params.yaml, atomic writes, errors,
+    core/           what every stage uses: paths, the class list, params.yaml, atomic writes, errors,
                     and TensorFlow made quiet and deterministic (core/runtime.py)
     download        fetching the photos' archive: checked, resumable (data/dvc.yaml)
     raw_photos      the raw photos from a folder or straight out of a zip archive; archives not to trust

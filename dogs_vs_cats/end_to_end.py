@@ -8,10 +8,13 @@ active only in training; images stream from data/split/ through tf.data, never a
 
 Each stage writes, under its own folder (AUGMENTED_DIR, FINETUNED_DIR), what `train` writes, by the
 same names:
-  classifier.keras   raw image -> P(dog), as models/classifier.keras (works with predict.py --model)
+  classifier.keras   raw image -> probabilities and class name, as models/classifier.keras (works
+                     with predict.py --model)
   dvclive/           the per-epoch history, through DVCLive
-  predictions.json   one row per test image: file, actual, predicted, probability (of dog)
-  metrics.json       loss and accuracy on train, validation and test; on test also ROC AUC and confusion
+  predictions.json   one row per test image: file, actual, predicted, probability
+  metrics.json       loss and accuracy on train, validation and test; on test also ROC AUC, confusion
+                     and each class's precision and recall
+The classes are those of data/split/classes.json, with the head rule of `train` (model.build_head).
 """
 
 import time
@@ -19,12 +22,13 @@ import time
 import numpy as np
 
 from dogs_vs_cats.core.atomic import atomic_path, write_json
+from dogs_vs_cats.core.classes import read_classes
 from dogs_vs_cats.core.layout import CLASSIFIER_FILE, LIVE_DIR, METRICS_FILE, PREDICTIONS_FILE, SPLIT_DIR
 from dogs_vs_cats.core.params import fraction, integer, positive_int, positive_number
 from dogs_vs_cats.core.runtime import keras
 from dogs_vs_cats.evaluation import prediction_rows, subset_metrics
 from dogs_vs_cats.images import image_dataset, list_images
-from dogs_vs_cats.model import check_head
+from dogs_vs_cats.model import check_head, loss_for
 
 AUGMENTATIONS = ("rotation", "zoom", "shift")
 
@@ -65,7 +69,7 @@ def augmentation(settings, seed):
 
 def subset_dataset(subset, size, batch_size, shuffle_seed=None):
     """The files and labels of a split subset, and its batches of (resized 0-255 images, labels)."""
-    files, labels = list_images(SPLIT_DIR / subset)
+    files, labels = list_images(SPLIT_DIR / subset, read_classes())
     return files, labels, image_dataset(files, size, batch_size, labels=labels, shuffle_seed=shuffle_seed)
 
 
@@ -79,7 +83,7 @@ def end_to_end_model(preprocess, conv_base, head, augment, learning_rate):
     images = keras.Input(shape=(size, size, 3), name="image")
     model = keras.Model(images, head(conv_base(preprocess(augment(images)))), name="end_to_end")
     model.compile(optimizer=keras.optimizers.RMSprop(learning_rate=learning_rate),
-                  loss="binary_crossentropy", metrics=["accuracy"])
+                  loss=loss_for(head.output_shape[-1]), metrics=["accuracy"])
     return model
 
 
@@ -108,9 +112,9 @@ def evaluate_and_export(model, classifier, size, batch_size, out_dir):
         *_, dataset = subset_dataset(subset, size, batch_size)
         results[subset] = model.evaluate(dataset, verbose=0)
     files, labels, dataset = subset_dataset("test", size, batch_size)
-    probabilities = model.predict(dataset, verbose=0)[:, 0]
-    predictions = prediction_rows(files, labels, probabilities)
-    metrics = subset_metrics(results, predictions, probabilities)
+    outputs, classes = model.predict(dataset, verbose=0), read_classes()
+    predictions = prediction_rows(files, labels, outputs, classes)
+    metrics = subset_metrics(results, predictions, outputs, classes)
 
     with atomic_path(out_dir / CLASSIFIER_FILE.name) as tmp:
         classifier.save(tmp)

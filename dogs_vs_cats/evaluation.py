@@ -1,54 +1,97 @@
 """What the training stages report: loss and accuracy per subset; on the test images one row per
-image, ROC AUC and confusion.
+image, ROC AUC, confusion counts and each class's precision and recall.
 
 Shared by `train` (head on features) and the finetune pipeline's `augment` and `finetune`, so that
-`dvc metrics show` and `dvc plots show` compare like with like.
+`dvc metrics show` and `dvc plots show` compare like with like. `outputs` are what the model gives
+for each test image: (N, 1) P(second class) for two classes, (N, classes) softmax for more
+(core/classes.py).
 """
 
 import numpy as np
 
-from dogs_vs_cats.core.labels import LABELS, label_of
+from dogs_vs_cats.core.classes import predicted_labels, reported_probability
 from dogs_vs_cats.core.runtime import keras
 
 
-def prediction_rows(files, labels, probabilities):
-    """One row per image: file, actual and predicted class, probability (of dog)."""
-    return [{"file": str(file), "actual": LABELS[int(label)], "predicted": label_of(probability),
-             "probability": round(float(probability), 6)}
-            for file, label, probability in zip(files, labels, probabilities, strict=True)]
+def prediction_rows(files, labels, outputs, classes):
+    """One row per image: file, actual and predicted class, the probability (of the second class for
+    two classes, as the recipe's P(dog); of the predicted class for more, with every class's)."""
+    rows = []
+    for file, label, output, predicted, probability in zip(
+            files, labels, outputs, predicted_labels(outputs), reported_probability(outputs), strict=True):
+        row = {"file": str(file), "actual": classes[int(label)], "predicted": classes[predicted],
+               "probability": round(float(probability), 6)}
+        if len(classes) > 2:
+            row["probabilities"] = {name: round(float(p), 6) for name, p in zip(classes, output, strict=True)}
+        rows.append(row)
+    return rows
 
 
-def classification_metrics(predictions, probabilities):
-    """ROC AUC and confusion counts, with dog as the positive class."""
-    from sklearn.metrics import roc_auc_score
+def plural(name):
+    """An English plural for a class name in a metric's key: cat: cats, puppy: puppies, box: boxes."""
+    if name.endswith("y") and name[-2:-1] not in tuple("aeiou"):
+        return name[:-1] + "ies"
+    return name + ("es" if name.endswith(("s", "x", "z", "ch", "sh")) else "s")
 
+
+def confusion_counts(predictions, classes):
+    """Two classes: true_<firsts>, false_<seconds> (firsts predicted second), false_<firsts>, true_<seconds>
+    (Kaggle's photos: true_cats, false_dogs, false_cats, true_dogs). More: {actual: {predicted: count}}."""
     def count(actual, predicted):
         return sum(row["actual"] == actual and row["predicted"] == predicted for row in predictions)
 
-    cat, dog = LABELS
-    actual_dogs = [row["actual"] == dog for row in predictions]
+    if len(classes) == 2:
+        (first, firsts), (second, seconds) = ((name, plural(name)) for name in classes)
+        return {f"true_{firsts}": count(first, first), f"false_{seconds}": count(first, second),
+                f"false_{firsts}": count(second, first), f"true_{seconds}": count(second, second)}
+    return {actual: {predicted: count(actual, predicted) for predicted in classes} for actual in classes}
+
+
+def classification_metrics(predictions, outputs, classes):
+    """ROC AUC (two classes: the second is positive; more: one-vs-rest, averaged over the classes),
+    confusion counts, and each class's precision and recall."""
+    from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+
+    labels = [classes.index(row["actual"]) for row in predictions]
+    if len(classes) == 2:
+        roc_auc = roc_auc_score(np.equal(labels, 1), outputs[:, 0])
+    else:
+        roc_auc = roc_auc_score(labels, outputs, multi_class="ovr", labels=range(len(classes)))
+    precision, recall, _, _ = precision_recall_fscore_support(
+        labels, predicted_labels(outputs), labels=range(len(classes)), zero_division=0)
     return {
-        "roc_auc": round(float(roc_auc_score(actual_dogs, probabilities)), 4),
-        "confusion": {"true_cats": count(cat, cat), "false_dogs": count(cat, dog),
-                      "false_cats": count(dog, cat), "true_dogs": count(dog, dog)},
+        "roc_auc": round(float(roc_auc), 4),
+        "confusion": confusion_counts(predictions, classes),
+        "per_class": {name: {"precision": round(float(p), 4), "recall": round(float(r), 4)}
+                      for name, p, r in zip(classes, precision, recall, strict=True)},
     }
 
 
-def subset_metrics(results, predictions, probabilities):
+def test_loss(labels, outputs):
+    """The loss the model trains with, on the test images: binary or sparse categorical cross-entropy."""
+    if outputs.shape[1] == 1:
+        return float(keras.losses.binary_crossentropy(np.float32(labels), np.float32(outputs[:, 0])))
+    losses = keras.losses.sparse_categorical_crossentropy(np.float32(labels), np.float32(outputs))
+    return float(np.mean(losses))
+
+
+def subset_metrics(results, predictions, outputs, classes):
     """The content of metrics.json, printed as it is built.
 
     `results` maps train and validation to their (loss, accuracy). The test images go through the
-    model once, for their `probabilities`: their loss and accuracy come from those, with the ROC AUC
-    and the confusion counts of their `predictions`.
+    model once, for their `outputs`: their loss and accuracy come from those, with the ROC AUC, the
+    confusion counts and the per-class precision and recall of their `predictions`.
     """
-    actual_dogs = np.float32([row["actual"] == LABELS[1] for row in predictions])
-    results = dict(results, test=(
-        float(keras.losses.binary_crossentropy(actual_dogs, np.float32(probabilities))),
-        np.mean([row["actual"] == row["predicted"] for row in predictions])))
+    outputs = np.asarray(outputs)
+    labels = [classes.index(row["actual"]) for row in predictions]
+    results = dict(results, test=(test_loss(labels, outputs),
+                                  np.mean([row["actual"] == row["predicted"] for row in predictions])))
     metrics = {}
     for subset, (loss, accuracy) in results.items():
         metrics[subset] = {"loss": round(float(loss), 4), "accuracy": round(float(accuracy), 4)}
         print(f"{subset}: loss {loss:.4f}, accuracy {accuracy:.4f}")
-    metrics["test"].update(classification_metrics(predictions, probabilities))
-    print(f"test: ROC AUC {metrics['test']['roc_auc']:.4f}, {metrics['test']['confusion']}")
+    metrics["test"].update(classification_metrics(predictions, outputs, classes))
+    print(f"test: ROC AUC {metrics['test']['roc_auc']:.4f}, confusion {metrics['test']['confusion']}")
+    print("test: recall " + ", ".join(f"{name} {values['recall']:.4f}"
+                                      for name, values in metrics["test"]["per_class"].items()))
     return metrics

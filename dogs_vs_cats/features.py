@@ -2,7 +2,7 @@
 
 data/features/<subset>/ holds
   features.npy  (N, 4, 4, 512) float32 for VGG16 at 150x150
-  labels.npy    (N,) 0 = cat, 1 = dog
+  labels.npy    (N,) float32: each row's label, its class's index in data/split/classes.json
   files.txt     the source image of each row, in order, relative to data/split/
 """
 

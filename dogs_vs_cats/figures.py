@@ -6,6 +6,10 @@ plots/misclassified.jpg:    the test images the model got wrong most confidently
                             smaller than PNG in git)
 eval/roc.json:              ROC curve points (fpr, tpr), for `dvc plots`
 eval/precision_recall.json: precision-recall curve points (recall, precision), for `dvc plots`
+
+Both curves take the second class as positive for two classes (dog, as in the recipe); for more,
+they are one-vs-rest and micro-averaged: every (image, class) pair counts once, scored by the
+probability of that class.
 """
 
 import csv
@@ -17,7 +21,6 @@ matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from dogs_vs_cats.core.atomic import atomic_path, write_json  # noqa: E402
-from dogs_vs_cats.core.labels import LABELS, THRESHOLD  # noqa: E402
 from dogs_vs_cats.core.layout import (  # noqa: E402
     GALLERY_FILE,
     LIVE_DIR,
@@ -60,24 +63,40 @@ def save(figure, path):
     plt.close(figure)
 
 
-def write_curves(predictions):
-    """ROC and precision-recall curve points, dog being the positive class."""
+def scored_pairs(predictions, classes):
+    """(is positive, score) pairs for the curves: two classes, one per image, the second class positive;
+    more, one per image and class (one-vs-rest, micro-averaged)."""
+    if len(classes) == 2:
+        return ([row["actual"] == classes[1] for row in predictions],
+                [row["probability"] for row in predictions])
+    return ([row["actual"] == name for row in predictions for name in classes],
+            [row["probabilities"][name] for row in predictions for name in classes])
+
+
+def write_curves(predictions, classes):
+    """ROC and precision-recall curve points (see the module's docstring for the positive class)."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
-    actual_dogs = [row["actual"] == LABELS[1] for row in predictions]
-    probabilities = [row["probability"] for row in predictions]
-    fpr, tpr, _ = roc_curve(actual_dogs, probabilities)
-    precision, recall, _ = precision_recall_curve(actual_dogs, probabilities)
+    positives, scores = scored_pairs(predictions, classes)
+    fpr, tpr, _ = roc_curve(positives, scores)
+    precision, recall, _ = precision_recall_curve(positives, scores)
     write_json(ROC_FILE, [{"fpr": round(float(x), 6), "tpr": round(float(y), 6)}
                           for x, y in zip(fpr, tpr, strict=True)])
     write_json(PRECISION_RECALL_FILE, [{"recall": round(float(x), 6), "precision": round(float(y), 6)}
                                        for x, y in zip(recall, precision, strict=True)])
 
 
-def draw_misclassified(predictions):
+def confidence(row, classes):
+    """The probability of the class predicted for a row of eval/predictions.json."""
+    if len(classes) == 2 and row["predicted"] == classes[0]:
+        return 1 - row["probability"]  # the row holds P(second class)
+    return row["probability"]
+
+
+def draw_misclassified(predictions, classes):
     """A gallery of the misclassified test images, the most confidently wrong first."""
     mistakes = sorted((row for row in predictions if row["predicted"] != row["actual"]),
-                      key=lambda row: abs(row["probability"] - THRESHOLD), reverse=True)
+                      key=lambda row: confidence(row, classes), reverse=True)
     shown = mistakes[:GALLERY_SIZE]
     if not shown:
         figure, axes = plt.subplots(figsize=(6, 2))
@@ -94,7 +113,8 @@ def draw_misclassified(predictions):
     for ax, row in zip(axes.flat, shown, strict=False):
         image, _ = read_image(row["file"])  # split kept only images this reads
         ax.imshow(image.numpy())
-        ax.set_title(f"actual {row['actual']}\nP(dog) = {row['probability']:.4f}", fontsize=10)
+        ax.set_title(f"{row['actual']} taken for {row['predicted']}\n"
+                     f"P({row['predicted']}) = {confidence(row, classes):.4f}", fontsize=10)
     figure.suptitle(f"Most confidently misclassified test images ({len(shown)} of {len(mistakes)})")
     figure.tight_layout()
     save(figure, GALLERY_FILE)

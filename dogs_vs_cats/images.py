@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dogs_vs_cats.core.labels import CLASSES
 from dogs_vs_cats.core.runtime import tf
 
 
@@ -84,10 +83,10 @@ def read_image(path):
     return judge_image(data)
 
 
-def list_images(subset_dir):
-    """The images of one split subset, in a fixed order, with their labels (index in CLASSES)."""
+def list_images(subset_dir, classes):
+    """The images of one split subset, in a fixed order, with their labels (index in `classes`)."""
     files, labels = [], []
-    for label, class_name in enumerate(CLASSES):
+    for label, class_name in enumerate(classes):
         for path in sorted((Path(subset_dir) / class_name).iterdir()):
             files.append(path)
             labels.append(label)

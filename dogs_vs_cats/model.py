@@ -1,15 +1,22 @@
 """The models: the dense head trained on conv-base features, and the exported classifier.
 
-models/classifier.keras takes a raw RGB image of any size (float 0-255) and returns P(dog). It is
-built only of stock Keras layers, so `keras.models.load_model` opens it without this repository:
+The head ends in one sigmoid unit, P(second class), for two classes (the recipe: binary
+cross-entropy), or in a softmax over the classes for more (sparse categorical cross-entropy).
+
+models/classifier.keras takes a raw RGB image of any size (float 0-255) and returns a dict:
+"probabilities" (what the head outputs) and "class" (the predicted class's name). It is built only
+of stock Keras layers and ops, so `keras.models.load_model` opens it without this repository, and
+its "class_names" layer (a StringLookup) holds the class names in label order:
 
     Input (None, None, 3) -> Resizing (bilinear, as images.load_image) -> "preprocess" 1x1 Conv2D
-    (the conv base's preprocess_input) -> conv base -> trained head
+    (the conv base's preprocess_input) -> conv base -> trained head -> "probabilities"
+                                                                     -> class_names -> "class"
 """
 
 import numpy as np
 
-from dogs_vs_cats.core.params import fraction, integer, positive_int, positive_number, section
+from dogs_vs_cats.core.classes import THRESHOLD, output_units
+from dogs_vs_cats.core.params import ParamError, fraction, integer, positive_int, positive_number, section
 from dogs_vs_cats.core.runtime import keras, tf
 
 
@@ -53,21 +60,42 @@ def check_train(params):
         positive_int(params, f"train.{key}")
     positive_number(params, "train.learning_rate")
     integer(params, "train.seed")
+    if (class_weight := section(params, "train").get("class_weight")) not in CLASS_WEIGHTS:
+        raise ParamError("train.class_weight", f"unknown value {class_weight!r}",
+                         "use null (every photo counts the same) or balanced (each class counts the same)")
     return section(params, "train")
 
 
-def build_head(feature_shape, units, dropout, learning_rate):
+CLASS_WEIGHTS = (None, "balanced")  # train.class_weight
+
+
+def class_weights(labels, class_weight, class_count):
+    """Keras's class_weight for train.class_weight: None, or "balanced": total / (classes x count of
+    the class), scikit-learn's rule, so that every class weighs the same in the loss."""
+    if class_weight is None:
+        return None
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=class_count)
+    return {label: len(labels) / (class_count * count) for label, count in enumerate(counts) if count}
+
+
+def loss_for(units):
+    """Binary cross-entropy on one sigmoid unit (the recipe); sparse categorical on a softmax."""
+    return "binary_crossentropy" if units == 1 else "sparse_categorical_crossentropy"
+
+
+def build_head(feature_shape, units, dropout, learning_rate, classes):
     """The densely connected classifier that sits on top of the frozen conv base."""
+    outputs = output_units(classes)
     model = keras.Sequential([
         keras.Input(shape=feature_shape),
         keras.layers.Flatten(),
         keras.layers.Dense(units, activation="relu"),
         keras.layers.Dropout(dropout),
-        keras.layers.Dense(1, activation="sigmoid"),
+        keras.layers.Dense(outputs, activation="sigmoid" if outputs == 1 else "softmax"),
     ], name="head")
     # jit_compile=False: only the optimizer's update is compiled (see RMSprop above); Keras would
     # otherwise compile the whole step, products included, with XLA.
-    model.compile(optimizer=RMSprop(learning_rate=learning_rate), loss="binary_crossentropy",
+    model.compile(optimizer=RMSprop(learning_rate=learning_rate), loss=loss_for(outputs),
                   metrics=["accuracy"], jit_compile=False)
     return model
 
@@ -77,9 +105,10 @@ def build_head(feature_shape, units, dropout, learning_rate):
 EVALUATION_BATCH_SIZE = 500
 
 
-def fit_head(model, train, validation, epochs, callbacks=()):
+def fit_head(model, train, validation, epochs, callbacks=(), class_weight=None):
     """Train the head on batches of (features, labels), evaluating on `validation` after each epoch."""
-    return model.fit(train, validation_data=validation, epochs=epochs, verbose=2, callbacks=list(callbacks))
+    return model.fit(train, validation_data=validation, epochs=epochs, verbose=2, callbacks=list(callbacks),
+                     class_weight=class_weight)
 
 
 def affine_preprocessing(preprocess_input):
@@ -123,13 +152,31 @@ def inference_copy(head):
     return keras.Sequential([keras.Input(shape=head.input_shape[1:]), *head.layers], name=head.name)
 
 
-def build_classifier(conv_base, preprocess_input, head):
-    """Chain resizing, preprocessing, the conv base and the head into one image -> P(dog) model."""
+def class_name_output(probabilities, classes):
+    """The predicted class's name, in the model: P(second) > THRESHOLD for two classes, else argmax."""
+    if len(classes) == 2:
+        second = keras.ops.squeeze(probabilities, axis=-1)
+        labels = keras.ops.cast(keras.ops.greater(second, THRESHOLD), "int64")
+    else:
+        labels = keras.ops.argmax(probabilities, axis=-1)
+    return keras.layers.StringLookup(vocabulary=list(classes), invert=True, num_oov_indices=0,
+                                     name="class_names")(labels)
+
+
+def class_names(classifier):
+    """The class names an exported classifier holds, in label order."""
+    return [str(name) for name in classifier.get_layer("class_names").get_vocabulary()]
+
+
+def build_classifier(conv_base, preprocess_input, head, classes):
+    """Chain resizing, preprocessing, the conv base and the head into one model: image -> probabilities
+    and class name."""
     height, width = conv_base.input_shape[1:3]
     images = keras.Input(shape=(None, None, 3), name="image")  # RGB, float 0-255, any size
     # training=False: image preprocessing layers default to training=True, which a plain
     # classifier(images) call would pass on to the head's Dropout.
     resized = keras.layers.Resizing(height, width, interpolation="bilinear",
                                     name="resize")(images, training=False)
-    features = conv_base(preprocess_layer(preprocess_input)(resized))
-    return keras.Model(images, inference_copy(head)(features), name="classifier")
+    probabilities = inference_copy(head)(conv_base(preprocess_layer(preprocess_input)(resized)))
+    return keras.Model(images, {"probabilities": probabilities,
+                                "class": class_name_output(probabilities, classes)}, name="classifier")

@@ -1,11 +1,15 @@
 """Splitting the raw photos into train/validation/test folders, one sub-folder per class (the split stage).
 
-Reads `split.raw_dir`, a folder or a .zip archive (dogs_vs_cats/raw_photos.py), in either layout:
-  - Kaggle's flat `train/` folder: cat.123.jpg, dog.45.jpg
-  - one folder per class, as in Microsoft's PetImages archive: PetImages/Cat/1.jpg, PetImages/Dog/1.jpg
-at the shallowest level where one appears (the archive's PetImages/, beside its readme).
-Writes data/split/{train,validation,test}/{cats,dogs}/ and data/split/report.json, which lists
-the files that were skipped and why.
+Reads `split.raw_dir`, a folder or a .zip archive (dogs_vs_cats/raw_photos.py), and finds the
+classes in the data, in one of two layouts:
+  - one sub-folder per class, any names, any number: roses/1.jpg, tulips/1.jpg (PetImages: Cat/, Dog/),
+    at the shallowest level holding two such folders (the archive's PetImages/, beside its readme);
+  - files named <class>.<anything>.<image suffix> in one folder, as Kaggle's flat train/: cat.1.jpg,
+    dog.45.jpg (the shallowest folder whose files name two classes; this layout wins where both appear).
+`split.classes` (a list) picks classes and their order; otherwise every class found, sorted.
+Writes data/split/{train,validation,test}/<class>/, data/split/classes.json (the class names in
+label order, read by every later stage) and data/split/report.json, which lists the classes and
+every file that was skipped and why.
 
 Every candidate is decoded first, with the decoder `extract` uses, so that a file `extract`
 could not read is reported here and never picked. The selection is a seeded shuffle per class,
@@ -14,26 +18,28 @@ are. `split.train: rest` (ALL_THE_REST) gives train every usable photo of a clas
 and test do not take.
 """
 
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from dogs_vs_cats.core.atomic import atomic_path, write_json
-from dogs_vs_cats.core.labels import CLASSES
-from dogs_vs_cats.core.layout import DOWNLOAD_FILE, SPLIT_DIR, SPLIT_REPORT, SUBSETS
+from dogs_vs_cats.core.layout import CLASSES_FILE, DOWNLOAD_FILE, SPLIT_DIR, SPLIT_REPORT, SUBSETS
 from dogs_vs_cats.core.params import ParamError, integer, positive_int, section
 from dogs_vs_cats.images import judge_image
 from dogs_vs_cats.raw_photos import Unreadable
 
-# Folder or file-name prefixes that name a class, in either raw layout.
-CLASS_NAMES = {"cat": "cats", "cats": "cats", "dog": "dogs", "dogs": "dogs"}
-FOLDERS, FLAT = 0, 1  # the two layouts, in the order that breaks a tie
 ALL_THE_REST = "rest"  # a count meaning: every usable photo of the class that the other subsets leave
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")  # what a flat file's name ends with
+NO_CLASS = "name matches no class"
+NOT_LISTED = "class not in split.classes"
+HIDDEN = "hidden or system file (a name starting with '.', __MACOSX)"
+FLAT, FOLDERS = "flat", "folders"  # the two layouts
 
 
 def check_split(params):
-    """The split parameters, checked: (raw_dir, counts per subset, seed).
+    """The split parameters, checked: (raw_dir, counts per subset, seed, classes or None for all).
 
     split.raw_dir may be the download stage's output before that stage has run (data/dvc.yaml).
     """
@@ -50,43 +56,118 @@ def check_split(params):
         raise ParamError("split.train", f"must be a whole number above 0 or {ALL_THE_REST!r}, got {train!r}",
                          f"set it to a count per class, or to {ALL_THE_REST}: every usable photo that "
                          "validation and test leave") from error
-    return Path(str(raw_dir)), counts, integer(params, "split.seed")
+    return Path(str(raw_dir)), counts, integer(params, "split.seed"), check_classes(params)
 
 
-def find_candidates(names):
-    """Map every file name (relative to the raw folder or archive) to its class, or to None.
+def check_classes(params):
+    """split.classes: None (every class found, sorted), or a list of at least two distinct names."""
+    classes = section(params, "split").get("classes")
+    if classes is None:
+        return None
+    if (not isinstance(classes, list) or len(classes) < 2
+            or not all(isinstance(name, str) and name and "/" not in name for name in classes)
+            or len({name.lower() for name in classes}) < len(classes)):
+        raise ParamError("split.classes", f"must be null or a list of two or more different class "
+                         f"names, got {classes!r}", "set it to null (every class found) or to e.g. "
+                         "[cat, dog]: folder names, or the <class> of <class>.<n>.jpg")
+    return classes
 
-    The layout is found at the shallowest level holding a class folder (Cat/) or a class-named
-    file (cat.1.jpg), a folder winning a tie: with class folders, every file is a candidate, of
-    the class of its folder there (files elsewhere belong to no class); in the flat layout, the
-    files of that one folder are, by the start of their names.
+
+def hidden(parts):
+    """Whether a name is a hidden or system file, or inside such a folder (macOS's zip metadata)."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts)
+
+
+def flat_class(file_name):
+    """The class a flat file's name gives, <class>.<anything>.<image suffix> (cat.1.jpg: cat), or None."""
+    stem, _, rest = file_name.partition(".")
+    return stem if stem and "." in rest and file_name.lower().endswith(IMAGE_SUFFIXES) else None
+
+
+def find_layout(names, wanted=None):
+    """Where the classes are: (FLAT or FOLDERS, the root folder's parts, the class names found there).
+
+    Only image files (by suffix) count, and classes are `wanted` ones when given. In this order:
+    the shallowest folder whose files name two classes (the flat layout); the shallowest folder
+    with two sub-folders that hold images directly (Cat/1.jpg); the shallowest with two that hold
+    images at any depth (roses/2023/1.jpg). Failing all, the same with one class, which
+    check_classes_found refuses with what it found.
     """
-    layouts = []
+    flat, direct, nested = defaultdict(set), defaultdict(set), defaultdict(set)
     for name in names:
         parts = PurePosixPath(name).parts
-        folder = next((depth for depth, part in enumerate(parts[:-1]) if part.lower() in CLASS_NAMES), None)
-        if folder is not None:
-            layouts.append((folder, FOLDERS, parts[:folder]))
-        if class_of_file(parts[-1]):
-            layouts.append((len(parts) - 1, FLAT, parts[:-1]))
-    depth, kind, root = min(layouts, default=(0, FLAT, ()))
+        unsafe = ".." in parts or name.startswith("/")  # never a class
+        if unsafe or hidden(parts) or not name.lower().endswith(IMAGE_SUFFIXES):
+            continue
+        if (class_name := flat_class(parts[-1])) is not None:
+            flat[parts[:-1]].add(class_name)
+        if len(parts) > 1:
+            direct[parts[:-2]].add(parts[-2])
+        for depth in range(len(parts) - 1):
+            nested[parts[:depth]].add(parts[depth])
+
+    def shallowest(levels, least):
+        found = [(len(root), root, classes if wanted is None else classes & set(wanted))
+                 for root, classes in levels.items()]
+        return min((level for level in found if len(level[2]) >= least), default=None)
+
+    for least in (2, 1):
+        for kind, levels in ((FLAT, flat), (FOLDERS, direct), (FOLDERS, nested)):
+            if level := shallowest(levels, least):
+                return kind, level[1], level[2]
+    return FLAT, (), set()
+
+
+def find_candidates(names, wanted=None):
+    """(classes, candidates): the class names in label order, and each file name (relative to the
+    raw folder or archive) mapped to (its class, None) or (None, why it has none)."""
+    kind, root, found = find_layout(names, wanted)
+    classes = list(wanted) if wanted is not None else sorted(found)
     candidates = {}
     for name in names:
         parts = PurePosixPath(name).parts
-        if kind == FOLDERS:
-            inside = parts[:depth] == root and len(parts) > depth + 1
-            candidates[name] = CLASS_NAMES.get(parts[depth].lower()) if inside else None
-        elif parts[:-1] == root:
-            candidates[name] = class_of_file(parts[-1])
-    return candidates
+        if hidden(parts):
+            candidates[name] = None, HIDDEN
+            continue
+        below, class_name = parts[len(root):], None
+        if parts[:len(root)] == root and kind == FOLDERS and len(below) > 1:
+            class_name = below[0]
+        elif parts[:len(root)] == root and kind == FLAT and len(below) == 1:
+            class_name = flat_class(below[0])
+        if class_name in classes:
+            candidates[name] = class_name, None
+        elif class_name is not None and wanted is not None:
+            candidates[name] = None, NOT_LISTED
+        else:
+            candidates[name] = None, NO_CLASS
+    return classes, candidates
 
 
-def class_of_file(file_name):
-    """The class that a flat file's name starts with (cat.1.jpg: cats), or None."""
-    return CLASS_NAMES.get(file_name.split(".")[0].lower())
+def check_classes_found(raw_dir, classes, candidates, wanted):
+    """Raise a ParamError unless there are two classes or more, all present, no two differing only by case."""
+    present = {class_name for class_name, _ in candidates.values() if class_name is not None}
+    if wanted is not None and (missing := [name for name in wanted if name not in present]):
+        raise ParamError("split.classes", f"{', '.join(missing)} not found in {raw_dir}",
+                         "list only classes that are there (folder names, or the <class> of "
+                         "<class>.<n>.jpg), or set it to null to take every class found")
+    if len(classes) < 2:
+        unclassed = [name for name, (_, reason) in candidates.items() if reason == NO_CLASS]
+        others = (f"; {len(unclassed)} file(s) match no class, e.g. {Path(raw_dir, unclassed[0])}"
+                  if unclassed else "")
+        raise ParamError("split.raw_dir", f"{raw_dir} has {len(classes)} class(es) "
+                         f"({', '.join(classes) or 'none found'}); a classifier needs two or more{others}",
+                         "give each class its photos in a sub-folder of its own (cats/, dogs/), "
+                         "or name them <class>.<n>.jpg in one folder (README: Your own photos)")
+    by_lower = defaultdict(list)
+    for class_name in classes:
+        by_lower[class_name.lower()].append(class_name)
+    if clash := next((names for names in by_lower.values() if len(names) > 1), None):
+        raise ParamError("split.raw_dir", f"classes {' and '.join(map(repr, clash))} in {raw_dir} differ "
+                         "only by case (one folder on Windows and macOS)",
+                         "rename one, or merge their photos into one folder")
 
 
-def sort_candidates(photos, candidates):
+def sort_candidates(photos, classes, candidates):
     """Split candidates into usable names per class and skipped files (as reported) per reason.
 
     Files are copied into one folder per class under their own names, so of two usable files of
@@ -94,22 +175,22 @@ def sort_candidates(photos, candidates):
     reported, rather than one silently overwriting the other.
     """
     def problem_of(item):
-        name, class_name = item
+        name, (_, reason) = item
         if refused := photos.refused(name):
             return refused
-        if class_name is None:
-            return "name matches no class"
+        if reason:
+            return reason
         try:
             return judge_image(photos.read(name))[1]
         except Unreadable as error:
             return str(error)
 
-    usable = {class_name: [] for class_name in CLASSES}
-    names = {class_name: set() for class_name in CLASSES}
+    usable = {class_name: [] for class_name in classes}
+    names = {class_name: set() for class_name in classes}
     skipped = {}
     with ThreadPoolExecutor() as pool:  # TensorFlow decodes, and zlib inflates, outside the GIL
-        for (name, class_name), problem in zip(candidates.items(), pool.map(problem_of, candidates.items()),
-                                               strict=True):
+        problems = pool.map(problem_of, candidates.items())
+        for (name, (class_name, _)), problem in zip(candidates.items(), problems, strict=True):
             file_name = PurePosixPath(name).name
             if not problem and file_name in names[class_name]:
                 problem = "same file name as another image of its class"
@@ -154,6 +235,7 @@ def write_report(raw_dir, usable, skipped):
     """data/split/report.json: the usable images per class, and every skipped file and why; printed too."""
     write_json(SPLIT_REPORT, {
         "raw_dir": str(raw_dir),
+        "classes": list(usable),
         "usable": {class_name: len(files) for class_name, files in usable.items()},
         "skipped": {reason: len(files) for reason, files in skipped.items()},
         "skipped_files": skipped,
@@ -170,8 +252,8 @@ def check_counts(raw_dir, usable, skipped, counts):
         if not files:
             raise ParamError("split.raw_dir",
                              f"{raw_dir} has no usable {class_name} images ({skipped_summary(skipped)})",
-                             "point split.raw_dir at Kaggle's train/ folder (cat.1.jpg, dog.1.jpg...) "
-                             "or at a folder or .zip with one sub-folder per class (Cat/, Dog/)")
+                             "point split.raw_dir at a folder or .zip with one sub-folder of photos per "
+                             "class (Cat/, Dog/), or at Kaggle's train/ folder (cat.1.jpg, dog.1.jpg...)")
         sizes = subset_sizes(len(files), counts)
         if min(sizes.values()) < 1 or sum(sizes.values()) > len(files):
             rest = counts["train"] == ALL_THE_REST
@@ -185,11 +267,14 @@ def check_counts(raw_dir, usable, skipped, counts):
 
 
 def write_subsets(photos, selections):
-    """Copy each class's selected files into data/split/<subset>/<class>/, one whole subset at a time."""
+    """Copy each class's selected files into data/split/<subset>/<class>/, one whole subset at a time,
+    then write the class names, in label order, to data/split/classes.json."""
     for subset in SUBSETS:
         with atomic_path(SPLIT_DIR / subset) as tmp:
-            for class_name in CLASSES:
+            for class_name, selection in selections.items():
                 (tmp / class_name).mkdir(parents=True)
-                for name in selections[class_name][subset]:
+                for name in selection[subset]:
                     photos.copy(name, tmp / class_name / PurePosixPath(name).name)
-        print(f"{subset}: " + ", ".join(f"{len(selections[c][subset])} {c}" for c in CLASSES))
+        print(f"{subset}: " + ", ".join(f"{class_name} {len(selection[subset])}"
+                                        for class_name, selection in selections.items()))
+    write_json(CLASSES_FILE, list(selections))

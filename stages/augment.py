@@ -9,6 +9,7 @@ from it.
 """
 
 from dogs_vs_cats.conv_base import build_conv_base, check_conv_base
+from dogs_vs_cats.core.classes import read_classes
 from dogs_vs_cats.core.errors import run_stage
 from dogs_vs_cats.core.layout import AUGMENTED_DIR
 from dogs_vs_cats.core.params import load_params
@@ -21,17 +22,18 @@ def main():
     params = load_params()
     head_params, settings = check_augment(params)
     conv_params = check_conv_base(params)
+    classes = read_classes()
     conv_base, preprocess_input = build_conv_base(conv_params, "float32")  # frozen
     seed_everything(settings["seed"])  # after build_conv_base, which seeds for its own initialisation
     head = build_head(conv_base.output_shape[1:], head_params["units"], head_params["dropout"],
-                      settings["learning_rate"])
+                      settings["learning_rate"], classes)
     size = conv_params["input_size"]
     model = end_to_end_model(preprocess_layer(preprocess_input), conv_base, head,
                              augmentation(settings, settings["seed"]), settings["learning_rate"])
     print(f"augment: {conv_base.name} (frozen) + head")
     fit(model, size, settings, settings["epochs"], AUGMENTED_DIR)
     # The export shares the trained layers: resizing, preprocessing, conv base and head, no augmentation.
-    classifier = build_classifier(conv_base, preprocess_input, head)
+    classifier = build_classifier(conv_base, preprocess_input, head, classes)
     evaluate_and_export(model, classifier, size, settings["batch_size"], AUGMENTED_DIR)
 
 

@@ -11,6 +11,7 @@ are appended to the .npy file batch by batch, so memory does not grow with the n
 import sys
 import time
 
+from dogs_vs_cats.core.classes import read_classes
 from dogs_vs_cats.core.errors import run_stage
 from dogs_vs_cats.core.layout import FEATURES_DIR, SPLIT_DIR, SUBSETS
 from dogs_vs_cats.core.params import load_params
@@ -28,7 +29,7 @@ def main():
     if note:
         print(f"note: {note}")
 
-    files, labels = list_images(SPLIT_DIR / subset)
+    files, labels = list_images(SPLIT_DIR / subset, read_classes())
     dataset = image_dataset(files, conv_params["input_size"], batch_size, preprocess=preprocess)
     print(f"{subset}: {len(files)} images through {conv_params['name']} "
           f"({engine}, {precision}, batch {batch_size})")

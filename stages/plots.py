@@ -7,6 +7,7 @@ points in eval/ for `dvc plots` (dogs_vs_cats/figures.py).
 
 import json
 
+from dogs_vs_cats.core.classes import read_classes
 from dogs_vs_cats.core.errors import run_stage
 from dogs_vs_cats.core.layout import (
     GALLERY_FILE,
@@ -21,9 +22,9 @@ from dogs_vs_cats.figures import draw, draw_misclassified, write_curves
 def main():
     draw("accuracy", "Training and validation accuracy")
     draw("loss", "Training and validation loss")
-    predictions = json.loads(PREDICTIONS_FILE.read_text())
-    write_curves(predictions)
-    mistakes = draw_misclassified(predictions)
+    predictions, classes = json.loads(PREDICTIONS_FILE.read_text()), read_classes()
+    write_curves(predictions, classes)
+    mistakes = draw_misclassified(predictions, classes)
     print(f"wrote {PLOTS_DIR}/accuracy.png, {PLOTS_DIR}/loss.png, {GALLERY_FILE} "
           f"({mistakes} misclassified), {ROC_FILE} and {PRECISION_RECALL_FILE}")
 

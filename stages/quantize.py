@@ -32,11 +32,12 @@ def main():
             return
         # TensorFlow, OpenVINO and NNCF: only now.
         from dogs_vs_cats.conv_base import check_conv_base
+        from dogs_vs_cats.core.classes import read_classes
         from dogs_vs_cats.images import list_images
         from dogs_vs_cats.quantization import write_int8_conv_base
 
-        write_int8_conv_base(check_conv_base(params), list_images(SPLIT_DIR / "train")[0], count,
-                             tmp / QUANTIZED_MODEL.name)
+        train_images, _ = list_images(SPLIT_DIR / "train", read_classes())
+        write_int8_conv_base(check_conv_base(params), train_images, count, tmp / QUANTIZED_MODEL.name)
 
 
 if __name__ == "__main__":

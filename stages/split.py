@@ -1,15 +1,17 @@
 """Split the raw photos into train/validation/test folders: python -m stages.split
 
-Reads split.raw_dir (a folder or a .zip archive, read in place: Kaggle's flat cat.N.jpg /
-dog.N.jpg, or one folder per class as in PetImages), decodes every candidate as extract will, and
-copies a seeded selection of the usable ones into data/split/{train,validation,test}/{cats,dogs}/.
-data/split/report.json lists every skipped file and why (dogs_vs_cats/splitting.py).
+Reads split.raw_dir (a folder or a .zip archive, read in place: one folder per class, as in
+PetImages, or Kaggle's flat cat.N.jpg / dog.N.jpg), finds the classes, decodes every candidate as
+extract will, and copies a seeded selection of the usable ones into
+data/split/{train,validation,test}/<class>/. data/split/classes.json holds the class names in label
+order; data/split/report.json lists every skipped file and why (dogs_vs_cats/splitting.py).
 """
 
 from dogs_vs_cats.core.errors import run_stage
 from dogs_vs_cats.core.params import load_params
 from dogs_vs_cats.raw_photos import open_photos
 from dogs_vs_cats.splitting import (
+    check_classes_found,
     check_counts,
     check_split,
     find_candidates,
@@ -21,9 +23,11 @@ from dogs_vs_cats.splitting import (
 
 
 def main():
-    raw_dir, counts, seed = check_split(load_params())
+    raw_dir, counts, seed, wanted = check_split(load_params())
     photos = open_photos(raw_dir)
-    usable, skipped = sort_candidates(photos, find_candidates(photos.names()))
+    classes, candidates = find_candidates(photos.names(), wanted)
+    check_classes_found(raw_dir, classes, candidates, wanted)
+    usable, skipped = sort_candidates(photos, classes, candidates)
     write_report(raw_dir, usable, skipped)  # first: when the split cannot be made, it says why
     check_counts(raw_dir, usable, skipped, counts)
     write_subsets(photos, {class_name: select(files, counts, seed) for class_name, files in usable.items()})

@@ -1,19 +1,25 @@
 """Train the dense head on the extracted features, evaluate it, export the classifier: python -m stages.train
 
 Dense(units, relu) -> Dropout -> Dense(1, sigmoid) on the flattened conv-base features, RMSprop,
-binary cross-entropy. Writes
+binary cross-entropy; with more than two classes (data/split/classes.json), Dense(classes, softmax)
+and sparse categorical cross-entropy. train.class_weight: balanced weighs each class the same.
+Writes
   models/head.keras        the head alone, on conv-base features (weights only, no optimizer state)
-  models/classifier.keras  raw image -> P(dog): resizing, preprocessing, conv base and head
+  models/classifier.keras  raw image -> probabilities and class name: resizing, preprocessing, conv
+                           base, head, and the class names
   dvclive/                 the per-epoch history, through DVCLive
-  eval/predictions.json    one row per test image: file, actual, predicted, probability (of dog)
-  metrics.json             loss and accuracy on train, validation and test; on test also the
-                           ROC AUC and the confusion counts (false_dogs: cats predicted dog)
+  eval/predictions.json    one row per test image: file, actual, predicted, probability (of the
+                           second class, P(dog), for two classes)
+  metrics.json             loss and accuracy on train, validation and test; on test also the ROC
+                           AUC, the confusion counts (false_dogs: cats predicted dog) and each
+                           class's precision and recall
 """
 
 import time
 
 from dogs_vs_cats.conv_base import build_conv_base, check_conv_base
 from dogs_vs_cats.core.atomic import atomic_path, write_json
+from dogs_vs_cats.core.classes import read_classes
 from dogs_vs_cats.core.errors import run_stage
 from dogs_vs_cats.core.layout import (
     CLASSIFIER_FILE,
@@ -34,6 +40,7 @@ from dogs_vs_cats.model import (
     build_classifier,
     build_head,
     check_train,
+    class_weights,
     fit_head,
     inference_copy,
 )
@@ -44,34 +51,36 @@ def main():
 
     all_params = load_params()
     params, conv_params = check_train(all_params), check_conv_base(all_params)  # the export rebuilds it
+    classes = read_classes()
     seed_everything(params["seed"])
     # Features stream from disk batch by batch (memory does not grow with the number of photos).
     evaluation = {subset: feature_batches(FEATURES_DIR / subset, EVALUATION_BATCH_SIZE) for subset in SUBSETS}
-    train_batches, _ = feature_batches(FEATURES_DIR / "train", params["batch_size"], shuffle=True)
+    train_batches, train_labels = feature_batches(FEATURES_DIR / "train", params["batch_size"], shuffle=True)
     timings = {}
 
     start = time.perf_counter()
     model = build_head(train_batches.element_spec[0].shape[1:], params["units"], params["dropout"],
-                       params["learning_rate"])
+                       params["learning_rate"], classes)
     # DVCLive writes the history as dvclive/plots/metrics/{train,eval}/{loss,accuracy}.tsv; the
     # plots that use it are declared in dvc.yaml, so DVCLive writes no dvc.yaml of its own.
     fit_head(model, train_batches, evaluation["validation"][0], params["epochs"],
-             callbacks=[DVCLiveCallback(dir=str(LIVE_DIR), dvcyaml=None, save_dvc_exp=False)])
+             callbacks=[DVCLiveCallback(dir=str(LIVE_DIR), dvcyaml=None, save_dvc_exp=False)],
+             class_weight=class_weights(train_labels, params.get("class_weight"), len(classes)))
     timings["epochs"] = time.perf_counter() - start
 
     start = time.perf_counter()
     results = {subset: model.evaluate(evaluation[subset][0], verbose=0) for subset in ("train", "validation")}
     test_batches, test_labels = evaluation["test"]
-    probabilities = model.predict(test_batches, verbose=0)[:, 0]
+    outputs = model.predict(test_batches, verbose=0)
     test_files = (FEATURES_DIR / "test" / "files.txt").read_text().splitlines()  # in extract's order
-    predictions = prediction_rows([SPLIT_DIR / file for file in test_files], test_labels, probabilities)
-    metrics = subset_metrics(results, predictions, probabilities)
+    predictions = prediction_rows([SPLIT_DIR / file for file in test_files], test_labels, outputs, classes)
+    metrics = subset_metrics(results, predictions, outputs, classes)
     timings["evaluation"] = time.perf_counter() - start
 
     start = time.perf_counter()
     # The same conv base extract ran (same weights or seed), in float32 whatever extract used.
     conv_base, preprocess_input = build_conv_base(conv_params, "float32")
-    classifier = build_classifier(conv_base, preprocess_input, model)
+    classifier = build_classifier(conv_base, preprocess_input, model, classes)
     with atomic_path(HEAD_FILE) as tmp:
         inference_copy(model).save(tmp)
     with atomic_path(CLASSIFIER_FILE) as tmp:

@@ -36,12 +36,12 @@ needs_shared = pytest.mark.skipif(
 TEST_PARAMS = {
     # Never used unless split.raw_dir is data/photos.zip: a port of 127.0.0.1 where nothing listens.
     "download": {"url": "http://127.0.0.1:9/photos.zip", "sha256": "0" * 64},
-    "split": {"raw_dir": "data/raw", "train": 3, "validation": 2, "test": 2, "seed": 42},
+    "split": {"raw_dir": "data/raw", "train": 3, "validation": 2, "test": 2, "seed": 42, "classes": None},
     "conv_base": {"name": "vgg16", "weights": None, "input_size": 32, "seed": 0},
     "extract": {"engine": "keras", "precision": "float32", "batch_size": 4},
     "quantize": {"images": 4},
     "train": {"units": 16, "dropout": 0.5, "learning_rate": 1.0e-3, "epochs": 2,
-              "batch_size": 4, "seed": 42},
+              "batch_size": 4, "seed": 42, "class_weight": None},
     "finetune": {"batch_size": 4, "seed": 42, "rotation": 0.1, "zoom": 0.2, "shift": 0.1,
                  "head_epochs": 1, "head_learning_rate": 1.0e-3, "unfreeze": 4,
                  "epochs": 1, "learning_rate": 1.0e-4},
@@ -53,12 +53,12 @@ GIT_ENV = {
     "GIT_COMMITTER_NAME": "pipeline tests", "GIT_COMMITTER_EMAIL": "tests@example.invalid",
 }
 
-COLOURS = {"cat": (200, 60, 50), "dog": (50, 70, 200)}
+COLOURS = {"cat": (200, 60, 50), "dog": (50, 70, 200), "bird": (60, 190, 70)}
 
 
 def image_array(kind, index, size=40):
     """A size x size RGB uint8 image: a solid class colour plus seeded noise and a random square."""
-    rng = np.random.default_rng([index, 0 if kind == "cat" else 1, size])
+    rng = np.random.default_rng([index, list(COLOURS).index(kind), size])
     pixels = np.array(COLOURS[kind], dtype=np.float64) + rng.normal(0, 25, (size, size, 3))
     x, y = rng.integers(0, size // 2, 2)
     pixels[y:y + size // 3, x:x + size // 3] += rng.normal(0, 40, 3)
@@ -72,16 +72,14 @@ def save_image(path, kind, index, size=40, fmt="JPEG"):
     return path
 
 
-def make_raw(raw_dir, per_class, layout="flat", size=40, start=1):
-    """Write `per_class` images of each class in Kaggle's flat layout or in Cat/ and Dog/ folders."""
+def make_raw(raw_dir, per_class, layout="flat", size=40, start=1, classes=("cat", "dog")):
+    """Write `per_class` images of each class (CLASSES; or any of COLOURS) in Kaggle's flat layout
+    (cat.1.jpg) or in one folder per class (cat/1.jpg)."""
     raw_dir = Path(raw_dir)
     files = []
-    for kind in ("cat", "dog"):
+    for kind in classes:
         for i in range(start, start + per_class):
-            if layout == "flat":
-                path = raw_dir / f"{kind}.{i}.jpg"
-            else:
-                path = raw_dir / kind.capitalize() / f"{i}.jpg"
+            path = raw_dir / f"{kind}.{i}.jpg" if layout == "flat" else raw_dir / kind / f"{i}.jpg"
             files.append(save_image(path, kind, i, size))
     return files
 
@@ -166,6 +164,7 @@ EMPTY = "empty file"
 TRUNCATED = "truncated JPEG (no end-of-image marker)"
 UNREADABLE = "not a readable image (corrupt, truncated or not an image format extract reads)"
 NO_CLASS = "name matches no class"
+CLASSES = ("cat", "dog")  # the classes of make_raw's photos, in label order
 
 
 def jpeg_bytes(pixels, mode="RGB"):
@@ -208,5 +207,5 @@ def write_bad_files(raw):
     put("dog.108.jpg", large_jpeg(), (3000, 4000))
     # An OLE compound file, as Windows leaves in image folders.
     put("Thumbs.db", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(1000), NO_CLASS)
-    put("bird.1.jpg", jpeg_bytes(image_array("cat", 1)), NO_CLASS)
+    put("bird.jpg", jpeg_bytes(image_array("cat", 1)), NO_CLASS)  # not <class>.<n>.jpg
     return expected

@@ -136,7 +136,8 @@ def test_no_main_stage_reads_the_finetune_pipeline_but_check():
 def test_quantize_reads_train_images_only():
     """Calibration never sees the test images: changing split.test cannot rerun quantize."""
     quantize = dict(stage_definitions())["quantize"]
-    assert [dep for dep in quantize["deps"] if dep.startswith("data/")] == ["data/split/train"]
+    assert [dep for dep in quantize["deps"] if dep.startswith("data/")] == [
+        "data/split/train", "data/split/classes.json"]  # the class folders' order
     assert not any(param.startswith("split.") for param in quantize["params"])
 
 

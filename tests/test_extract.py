@@ -114,7 +114,7 @@ def test_extract_writes_aligned_features_labels_and_files(project, monkeypatch, 
     on_disk = sorted(str(p.relative_to(SPLIT_DIR)) for p in (SPLIT_DIR / "train").rglob("*.jpg"))
     assert sorted(files) == on_disk
     for name, label in zip(files, labels, strict=True):
-        assert name.split("/")[1] == ("cats", "dogs")[int(label)], (name, label)
+        assert name.split("/")[1] == ("cat", "dog")[int(label)], (name, label)
     assert labels.tolist() == [0.0] * 5 + [1.0] * 5
 
     # Row i holds the features of the image on line i.

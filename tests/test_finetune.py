@@ -9,6 +9,7 @@ import pytest
 from dogs_vs_cats.conv_base import build_conv_base
 from dogs_vs_cats.core.layout import (
     AUGMENTED_DIR,
+    CLASSES_FILE,
     CLASSIFIER_FILE,
     FINETUNED_DIR,
     PREDICTIONS_FILE,
@@ -17,8 +18,8 @@ from dogs_vs_cats.core.layout import (
 from dogs_vs_cats.core.params import ParamError
 from dogs_vs_cats.end_to_end import augmentation, check_augment, end_to_end_model, subset_dataset
 from dogs_vs_cats.finetuning import check_finetune, check_layers, conv_base_of, first_unfrozen, unfreeze
-from dogs_vs_cats.model import build_classifier, build_head
-from helpers import TEST_PARAMS, make_raw, merged, write_params
+from dogs_vs_cats.model import build_classifier, build_head, class_names
+from helpers import CLASSES, TEST_PARAMS, make_raw, merged, write_params
 from stages import augment, finetune
 
 MODEL_FILE, METRICS_FILE = CLASSIFIER_FILE.name, "metrics.json"  # in each stage's folder
@@ -89,8 +90,8 @@ def small_classifier(name):
     """An exported classifier as augment writes it, on a randomly initialised conv base at 32x32."""
     conv_base, preprocess_input = build_conv_base({"name": name, "weights": None, "input_size": 32,
                                                    "seed": 0}, "float32")
-    head = build_head(conv_base.output_shape[1:], units=8, dropout=0.5, learning_rate=1e-3)
-    return build_classifier(conv_base, preprocess_input, head)
+    head = build_head(conv_base.output_shape[1:], units=8, dropout=0.5, learning_rate=1e-3, classes=CLASSES)
+    return build_classifier(conv_base, preprocess_input, head, CLASSES)
 
 
 def train_one_epoch(classifier, first_layer, learning_rate=1e-3):
@@ -149,9 +150,10 @@ def test_the_stages_write_models_metrics_predictions_and_history(project):
     """augment, then finetune from its model, in this process on 3 + 2 + 2 tiny images per class."""
     for subset, count in (("train", 3), ("validation", 2), ("test", 2)):
         for path in make_raw(project / "raw" / subset, count, layout="folders"):
-            target = SPLIT_DIR / subset / f"{path.parent.name.lower()}s" / path.name
+            target = SPLIT_DIR / subset / path.parent.name / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
             path.rename(target)
+    CLASSES_FILE.write_text(json.dumps(CLASSES))
     write_params(project)
     augment.main()
     finetune.main()
@@ -161,17 +163,20 @@ def test_the_stages_write_models_metrics_predictions_and_history(project):
         assert set(metrics) == {"train", "validation", "test"} and "roc_auc" in metrics["test"]
         predictions = json.loads((out_dir / PREDICTIONS_FILE.name).read_text())
         assert [row["file"] for row in predictions] == [
-            f"data/split/test/{class_name}/{n}.jpg" for class_name in ("cats", "dogs") for n in (1, 2)]
+            f"data/split/test/{class_name}/{n}.jpg" for class_name in ("cat", "dog") for n in (1, 2)]
         assert sum(metrics["test"]["confusion"].values()) == 4
         rows = (out_dir / "dvclive/plots/metrics/eval/accuracy.tsv").read_text().splitlines()
         assert len(rows) == 1 + 1  # header + one epoch
         classifier = keras.models.load_model(out_dir / MODEL_FILE)
         assert [layer.name for layer in classifier.layers[1:3]] == ["resize", "preprocess"]
-        assert classifier.input_shape == (None, None, None, 3) and classifier.output_shape == (None, 1)
+        assert classifier.input_shape == (None, None, None, 3)
+        assert classifier.output["probabilities"].shape == (None, 1)
+        assert class_names(classifier) == ["cat", "dog"]
         assert not conv_base_of(classifier).trainable  # exported frozen
         # The test loss and accuracy, computed from the predictions, are what Keras evaluates.
-        classifier.compile(loss="binary_crossentropy", metrics=["accuracy"])
+        probabilities = keras.Model(classifier.input, classifier.output["probabilities"])
+        probabilities.compile(loss="binary_crossentropy", metrics=["accuracy"])
         *_, test_images = subset_dataset("test", conv_base_of(classifier).input_shape[1], 4)
-        loss, accuracy = classifier.evaluate(test_images, verbose=0)
+        loss, accuracy = probabilities.evaluate(test_images, verbose=0)
         assert metrics["test"]["loss"] == pytest.approx(loss, abs=6e-5)  # rounded to 4 places
         assert metrics["test"]["accuracy"] == pytest.approx(accuracy)

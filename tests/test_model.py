@@ -7,6 +7,7 @@ from PIL import Image
 from dogs_vs_cats.conv_base import build_conv_base, conv_base_module
 from dogs_vs_cats.images import decode_image, load_image
 from dogs_vs_cats.model import affine_preprocessing, build_classifier, build_head, preprocess_layer
+from helpers import CLASSES
 
 SIZE = 32  # the smallest input that keras.applications models accept: keeps the test fast
 
@@ -49,7 +50,7 @@ def test_classifier_matches_the_pipeline(name, image_files, tmp_path):
 
     conv_base, preprocess_input = build_conv_base(
         {"name": name, "weights": None, "input_size": SIZE, "seed": 0}, "float32")
-    head = build_head(conv_base.output_shape[1:], units=8, dropout=0.5, learning_rate=1e-3)
+    head = build_head(conv_base.output_shape[1:], units=8, dropout=0.5, learning_rate=1e-3, classes=CLASSES)
 
     # What extract and train compute: load_image, preprocess_input, conv base, then head.
     resized = np.stack([load_image(str(path), SIZE).numpy() for path in image_files])
@@ -61,15 +62,18 @@ def test_classifier_matches_the_pipeline(name, image_files, tmp_path):
     expected = head.predict(features, verbose=0)[:, 0]
     assert expected.std() > 1e-3
 
-    classifier = build_classifier(conv_base, preprocess_input, head)
+    classifier = build_classifier(conv_base, preprocess_input, head, CLASSES)
     classifier.save(tmp_path / "classifier.keras")
     loaded = keras.models.load_model(tmp_path / "classifier.keras")
     assert [layer.name for layer in loaded.layers[1:3]] == ["resize", "preprocess"]
     for model in (classifier, loaded):
         raw = [np.float32(decode_image(path.read_bytes()))[np.newaxis] for path in image_files]
         # A plain call, as a user would make it: it must not be in training mode (Dropout).
-        actual = [float(model(image)[0, 0]) for image in raw]
+        outputs = [model(image) for image in raw]
+        actual = [float(output["probabilities"][0, 0]) for output in outputs]
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+        assert [output["class"].numpy()[0].decode() for output in outputs] == [
+            CLASSES[int(p > 0.5)] for p in expected]
 
 
 def test_fused_rmsprop_updates_as_keras_rmsprop():

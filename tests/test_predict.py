@@ -10,6 +10,7 @@ from PIL import Image
 import predict
 from dogs_vs_cats.conv_base import build_conv_base
 from dogs_vs_cats.model import build_classifier, build_head
+from helpers import CLASSES
 
 SIZE = 32
 
@@ -19,9 +20,9 @@ def model_file(tmp_path_factory):
     """A tiny classifier with random weights, exported as train exports it."""
     conv_base, preprocess_input = build_conv_base(
         {"name": "mobilenet_v2", "weights": None, "input_size": SIZE, "seed": 0}, "float32")
-    head = build_head(conv_base.output_shape[1:], units=4, dropout=0.5, learning_rate=1e-3)
+    head = build_head(conv_base.output_shape[1:], units=4, dropout=0.5, learning_rate=1e-3, classes=CLASSES)
     path = tmp_path_factory.mktemp("models") / "classifier.keras"
-    build_classifier(conv_base, preprocess_input, head).save(path)
+    build_classifier(conv_base, preprocess_input, head, CLASSES).save(path)
     return path
 
 
@@ -58,6 +59,31 @@ def test_prints_one_line_per_image_and_skips_the_rest(model_file, folder, capsys
     assert f"{folder / 'empty.jpg'}: skipped: empty file" in err
     assert (f"{folder / 'notes.jpg'}: skipped: not a readable image "
             "(corrupt, truncated or not an image format extract reads)") in err
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json"])
+def test_all_probabilities_adds_one_per_class(model_file, folder, tmp_path, capsys, suffix):
+    output = tmp_path / f"predictions{suffix}"
+    code, out, _ = run(capsys, folder, "--model", model_file, "--output", output, "--all-probabilities")
+    assert code == 0
+    if suffix == ".csv":
+        with open(output, newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert list(rows[0]) == ["file", "label", "probability", "P(cat)", "P(dog)"]
+        probabilities = [{name: float(row[f"P({name})"]) for name in CLASSES} for row in rows]
+    else:
+        rows = json.loads(output.read_text())
+        probabilities = [row["probabilities"] for row in rows]
+    assert len(rows) == len(GOOD)
+    for row, each in zip(rows, probabilities, strict=True):
+        assert each["dog"] == pytest.approx(float(row["probability"]), abs=1e-6)  # P(second class)
+        assert each["cat"] + each["dog"] == pytest.approx(1, abs=2e-6)
+
+
+def test_all_probabilities_needs_an_output_file(folder, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        predict.main([str(folder), "--all-probabilities"])
+    assert exit_info.value.code == 2 and "needs --output" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".json"])

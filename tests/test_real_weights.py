@@ -3,7 +3,8 @@
 Random weights cannot tell a right preprocess_input from a wrong one, RGB from BGR, one resize
 method from another, or cats from dogs in the label order: a pretrained conv base can. On 50
 training photos per class the head must separate unseen test photos, and the exported
-classifier, fed the raw photos, must agree with the head fed the extracted features.
+classifier, fed the raw photos, must agree with the head fed the extracted features. The photos
+are a user's own two folders, kitty/ and puppy/: the class names come from the data.
 """
 
 import json
@@ -26,13 +27,13 @@ PER_CLASS = {"train": 50, "validation": 25, "test": 25}
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """split, extract and train run in a fresh folder on 100 shared photos per class."""
+    """split, extract and train run in a fresh folder on 100 shared photos per class, in kitty/ and puppy/."""
     project = tmp_path_factory.mktemp("real")
     raw = project / "raw"
-    raw.mkdir()
-    for kind in ("cat", "dog"):
+    for folder, kind in (("kitty", "cat"), ("puppy", "dog")):
+        (raw / folder).mkdir(parents=True)
         for i in range(1, 101):
-            (raw / f"{kind}.{i}.jpg").symlink_to(SHARED_PHOTOS / f"{kind}.{i}.jpg")
+            (raw / folder / f"{i}.jpg").symlink_to(SHARED_PHOTOS / f"{kind}.{i}.jpg")
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.chdir(project)
         write_params(project, {
@@ -54,6 +55,17 @@ def test_head_on_pretrained_features_separates_unseen_photos(trained):
     metrics = json.loads((trained / METRICS_FILE).read_text())
     assert metrics["test"]["accuracy"] >= 0.95, metrics["test"]
     assert metrics["test"]["roc_auc"] >= 0.98, metrics["test"]
+    assert set(metrics["test"]["confusion"]) == {
+        "true_kitties", "false_puppies", "false_kitties", "true_puppies"}
+
+
+def test_predict_prints_the_folder_names(trained, capsys):
+    photos = sorted((trained / "data/split/test").rglob("*.jpg"))
+    assert predict.main([*map(str, photos), "--model", str(trained / CLASSIFIER_FILE)]) == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert {label for _, label, _ in lines} == {"kitty", "puppy"}
+    right = sum(label == Path(path).parent.name for path, label, _ in lines)
+    assert right >= 0.95 * len(photos)
 
 
 def test_exported_classifier_on_raw_photos_agrees_with_the_head(trained):
@@ -64,7 +76,8 @@ def test_exported_classifier_on_raw_photos_agrees_with_the_head(trained):
     classifier = keras.models.load_model(trained / CLASSIFIER_FILE)
     for row in rows:
         image = np.float32(decode_image((trained / row["file"]).read_bytes()))[np.newaxis]
-        assert float(classifier(image)[0, 0]) == pytest.approx(row["probability"], abs=1e-3), row["file"]
+        probability = float(classifier(image)["probabilities"][0, 0])
+        assert probability == pytest.approx(row["probability"], abs=1e-3), row["file"]
 
 
 def test_predict_in_batches_gives_what_the_classifier_gives_one_image_at_a_time(trained):
@@ -74,8 +87,8 @@ def test_predict_in_batches_gives_what_the_classifier_gives_one_image_at_a_time(
     files = sorted((trained / "data/split/test").rglob("*.jpg"))
     batched = list(predict.classify(classifier, files, batch_size=16))
     assert [path for path, _, _ in batched] == [str(f) for f in files]
-    for path, probability, problem in batched:
+    for path, outputs, problem in batched:
         assert problem is None
         image = np.float32(decode_image(Path(path).read_bytes()))[np.newaxis]
-        one = float(classifier(image)[0, 0])
-        assert probability == pytest.approx(one, abs=1e-4), path
+        one = float(classifier(image)["probabilities"][0, 0])
+        assert float(outputs[0]) == pytest.approx(one, abs=1e-4), path

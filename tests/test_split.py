@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dogs_vs_cats.core.labels import CLASSES
-from dogs_vs_cats.core.layout import SPLIT_DIR, SPLIT_REPORT, SUBSETS
+from dogs_vs_cats.core.layout import CLASSES_FILE, SPLIT_DIR, SPLIT_REPORT, SUBSETS
 from dogs_vs_cats.core.params import ParamError
 from dogs_vs_cats.images import load_image
-from dogs_vs_cats.splitting import select
+from dogs_vs_cats.splitting import HIDDEN, select
 from helpers import (
+    CLASSES,
     EMPTY,
     NO_CLASS,
     UNREADABLE,
@@ -45,24 +45,25 @@ def test_counts_per_class_and_subset(project, layout, capsys):
     # Each file landed in its own class's folder.
     if layout == "flat":
         for subset in SUBSETS:
-            assert all(name.startswith("cat.") for name in chosen[subset]["cats"])
-            assert all(name.startswith("dog.") for name in chosen[subset]["dogs"])
+            assert all(name.startswith("cat.") for name in chosen[subset]["cat"])
+            assert all(name.startswith("dog.") for name in chosen[subset]["dog"])
     report = json.loads(SPLIT_REPORT.read_text())
-    assert report["usable"] == {"cats": 10, "dogs": 10}
+    assert report["usable"] == {"cat": 10, "dog": 10} and report["classes"] == ["cat", "dog"]
+    assert json.loads(CLASSES_FILE.read_text()) == ["cat", "dog"]
     assert report["skipped"] == {} and report["skipped_files"] == {}
     out = capsys.readouterr().out
-    assert "train: 4 cats, 4 dogs" in out and "test: 2 cats, 2 dogs" in out
+    assert "train: cat 4, dog 4" in out and "test: cat 2, dog 2" in out
 
 
 def test_folder_layout_keeps_classes_apart(project):
-    """Cat/1.jpg and Dog/1.jpg share a name: each must end up in its own class, byte for byte."""
+    """cat/1.jpg and dog/1.jpg share a name: each must end up in its own class, byte for byte."""
     make_raw(project / "data/raw", 7, "folders")
     write_params(project)
     split.main()
     for subset in SUBSETS:
-        for class_name, folder in (("cats", "Cat"), ("dogs", "Dog")):
+        for class_name in CLASSES:
             for path in (SPLIT_DIR / subset / class_name).iterdir():
-                assert path.read_bytes() == (project / "data/raw" / folder / path.name).read_bytes()
+                assert path.read_bytes() == (project / "data/raw" / class_name / path.name).read_bytes()
 
 
 def test_same_params_same_selection(project):
@@ -139,14 +140,14 @@ def test_too_few_images_keeps_the_previous_split(project):
 def test_nested_folders_with_clashing_names_are_reported_not_overwritten(project):
     raw = project / "data/raw"
     make_raw(raw, 6, "folders")
-    for i in (1, 2):  # Cat/more/1.jpg: same name as Cat/1.jpg, a different picture
-        save_image(raw / "Cat" / "more" / f"{i}.jpg", "cat", 100 + i)
+    for i in (1, 2):  # cat/more/1.jpg: same name as cat/1.jpg, a different picture
+        save_image(raw / "cat" / "more" / f"{i}.jpg", "cat", 100 + i)
     write_params(project, {"split": {"train": 3, "validation": 2, "test": 1}})
     split.main()
     report = json.loads(SPLIT_REPORT.read_text())
     clashes = report["skipped_files"]["same file name as another image of its class"]
     assert sorted(Path(p).name for p in clashes) == ["1.jpg", "2.jpg"]
-    assert report["usable"]["cats"] == 6
+    assert report["usable"]["cat"] == 6
 
 
 # --- Dirty raw folders: unusable files are skipped and reported -----------------------------------
@@ -167,7 +168,7 @@ def test_split_skips_unusable_files_and_reports_why(dirty, capsys):
     split.main()
 
     report = json.loads(SPLIT_REPORT.read_text())
-    assert report["usable"] == {"cats": 9, "dogs": 9}
+    assert report["usable"] == {"cat": 9, "dog": 9}
     reasons = {}
     for name, outcome in expected.items():
         if isinstance(outcome, str):
@@ -194,18 +195,18 @@ def test_split_skips_unusable_files_and_reports_why(dirty, capsys):
 def test_per_class_folders_with_junk(project):
     raw = project / "data/raw"
     make_raw(raw, 4, "folders")
-    (raw / "Cat" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0" + bytes(100))
-    (raw / "Dog" / "broken.jpg").write_bytes(b"")
-    save_image(raw / "Bird" / "1.jpg", "cat", 1)
+    (raw / "cat" / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0" + bytes(100))
+    (raw / "dog" / "broken.jpg").write_bytes(b"")
+    (raw / "dog" / ".DS_Store").write_bytes(bytes(100))
     (raw / "README.txt").write_text("PetImages\n")
     write_params(project, {"split": {"train": 2, "validation": 1, "test": 1}})
     split.main()
     report = json.loads(SPLIT_REPORT.read_text())
-    assert report["usable"] == {"cats": 4, "dogs": 4}
+    assert report["usable"] == {"cat": 4, "dog": 4}
     names = {reason: sorted(os.path.relpath(f, raw) for f in files)
              for reason, files in report["skipped_files"].items()}
-    assert names == {UNREADABLE: ["Cat/Thumbs.db"], EMPTY: ["Dog/broken.jpg"],
-                     NO_CLASS: ["Bird/1.jpg", "README.txt"]}
+    assert names == {UNREADABLE: ["cat/Thumbs.db"], EMPTY: ["dog/broken.jpg"], HIDDEN: ["dog/.DS_Store"],
+                     NO_CLASS: ["README.txt"]}
 
 
 # --- Parameter validation: a ParamError naming the parameter, before anything is written ----------
@@ -240,7 +241,7 @@ def test_missing_raw_dir_key(project):
 
 
 @pytest.mark.parametrize("layout", ["flat", "folders"])
-def test_a_class_without_images(project, layout):
+def test_a_single_class_is_one_line_naming_it(project, layout):
     make_raw(project / "data/raw", 8, layout)
     for path in list((project / "data/raw").rglob("*")):
         if "dog" in str(path.relative_to(project / "data/raw")).lower() and path.is_file():
@@ -249,12 +250,13 @@ def test_a_class_without_images(project, layout):
     with pytest.raises(ParamError) as error:
         split.main()
     message = str(error.value)
-    assert "split.raw_dir" in message and "dogs" in message
-    assert sorted(p.name for p in SPLIT_DIR.iterdir()) == ["report.json"]
+    assert message.count("\n") == 0 and "split.raw_dir" in message
+    assert "has 1 class(es) (cat); a classifier needs two or more" in message
+    assert not SPLIT_DIR.exists()
 
 
-def test_no_usable_images_says_how_many_files_were_skipped_and_why(project):
-    """A folder of kitty_1.png files: the error counts them, gives an example, and the report stays."""
+def test_files_of_no_class_are_counted_in_the_error(project):
+    """kitty_1.png beside dog.1.jpg: one class found; the error counts the others, with an example."""
     for i in range(20):
         save_image(project / "data/raw" / f"kitty_{i}.png", "cat", i, fmt="PNG")
     make_raw(project / "data/raw", 8, start=100)
@@ -264,7 +266,20 @@ def test_no_usable_images_says_how_many_files_were_skipped_and_why(project):
     with pytest.raises(ParamError) as error:
         split.main()
     message = str(error.value)
-    assert message.count("\n") == 0 and "split.raw_dir" in message and "no usable cats images" in message
-    assert "20 file(s) skipped: 20 name matches no class, e.g. data/raw/kitty_0.png" in message
+    assert "has 1 class(es) (dog)" in message
+    assert "20 file(s) match no class, e.g. data/raw/kitty_0.png" in message
+
+
+def test_no_usable_images_of_a_class_says_how_many_files_were_skipped_and_why(project):
+    """Every cat photo unreadable: the error counts them, gives an example, and the report stays."""
+    make_raw(project / "data/raw", 8)
+    for path in (project / "data/raw").glob("cat.*.jpg"):
+        path.write_bytes(b"")
+    write_params(project)
+    with pytest.raises(ParamError) as error:
+        split.main()
+    message = str(error.value)
+    assert message.count("\n") == 0 and "split.raw_dir" in message and "no usable cat images" in message
+    assert "8 file(s) skipped: 8 empty file, e.g. data/raw/cat.1.jpg" in message
     report = json.loads(SPLIT_REPORT.read_text())
-    assert report["skipped"] == {NO_CLASS: 20} and report["usable"] == {"cats": 0, "dogs": 8}
+    assert report["skipped"] == {EMPTY: 8} and report["usable"] == {"cat": 0, "dog": 8}

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dogs_vs_cats.core.layout import (
+    CLASSES_FILE,
     CLASSIFIER_FILE,
     FEATURES_DIR,
     HEAD_FILE,
@@ -19,8 +20,8 @@ from dogs_vs_cats.core.params import ParamError
 from dogs_vs_cats.core.runtime import seed_everything
 from dogs_vs_cats.evaluation import prediction_rows, subset_metrics
 from dogs_vs_cats.features import batches
-from dogs_vs_cats.model import build_head, check_train
-from helpers import TEST_PARAMS, merged, write_params
+from dogs_vs_cats.model import build_head, check_train, class_names
+from helpers import CLASSES, TEST_PARAMS, merged, write_params
 from stages import train
 
 
@@ -33,22 +34,24 @@ def separable(count, shape=(2, 2, 8), seed=0):
 
 
 def test_subset_metrics_round_each_subset_and_score_the_test_predictions(capsys):
-    labels, probabilities = [0, 0, 1, 1], [0.1, 0.7, 0.4, 0.9]  # one cat called dog, one dog called cat
-    predictions = prediction_rows(["a", "b", "c", "d"], labels, probabilities)
+    labels, outputs = [0, 0, 1, 1], np.float32([[0.1], [0.7], [0.4], [0.9]])  # a cat called dog, a dog cat
+    predictions = prediction_rows(["a", "b", "c", "d"], labels, outputs, ["cat", "dog"])
+    assert [row["predicted"] for row in predictions] == ["cat", "dog", "cat", "dog"]
     results = {"train": (0.123456, 0.99996), "validation": (np.float32(0.2), 0.5)}
-    metrics = subset_metrics(results, predictions, probabilities)
+    metrics = subset_metrics(results, predictions, outputs, ["cat", "dog"])
     assert metrics["train"] == {"loss": 0.1235, "accuracy": 1.0}
     assert metrics["validation"] == {"loss": 0.2, "accuracy": 0.5}
     # Test loss and accuracy come from the probabilities: binary cross-entropy, and 2 of 4 right.
     loss = -np.mean(np.log([0.9, 0.3, 0.4, 0.9]))
     assert metrics["test"] == {"loss": round(loss, 4), "accuracy": 0.5, "roc_auc": 0.75, "confusion": {
-        "true_cats": 1, "false_dogs": 1, "false_cats": 1, "true_dogs": 1}}
+        "true_cats": 1, "false_dogs": 1, "false_cats": 1, "true_dogs": 1}, "per_class": {
+        "cat": {"precision": 0.5, "recall": 0.5}, "dog": {"precision": 0.5, "recall": 0.5}}}
     assert json.loads(json.dumps(metrics)) == metrics  # plain numbers, as metrics.json needs
     assert "test: ROC AUC 0.7500" in capsys.readouterr().out
 
 
 def test_head_structure_and_optimizer():
-    model = build_head((4, 4, 512), units=64, dropout=0.3, learning_rate=2e-5)
+    model = build_head((4, 4, 512), units=64, dropout=0.3, learning_rate=2e-5, classes=CLASSES)
     flatten, hidden, dropout, output = model.layers
     assert isinstance(flatten, keras.layers.Flatten)
     assert isinstance(hidden, keras.layers.Dense) and hidden.units == 64
@@ -68,7 +71,7 @@ def test_head_learns_separable_features():
     keras.utils.set_random_seed(0)
     x_train, y_train = separable(200, seed=1)
     x_test, y_test = separable(100, seed=2)
-    model = build_head(x_train.shape[1:], units=16, dropout=0.5, learning_rate=1e-3)
+    model = build_head(x_train.shape[1:], units=16, dropout=0.5, learning_rate=1e-3, classes=CLASSES)
     model.fit(x_train, y_train, epochs=10, batch_size=20, verbose=0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     assert accuracy > 0.9
@@ -83,7 +86,7 @@ def test_streamed_batches_train_the_head_exactly_as_arrays_do(tmp_path):
 
     def trained(fit):
         seed_everything(42)
-        model = build_head(x.shape[1:], units=8, dropout=0.5, learning_rate=1e-3)
+        model = build_head(x.shape[1:], units=8, dropout=0.5, learning_rate=1e-3, classes=CLASSES)
         fit(model)
         return model.get_weights()
 
@@ -124,7 +127,9 @@ def test_main_writes_models_metrics_predictions_and_history(project):
         np.save(FEATURES_DIR / subset / "features.npy", features)
         np.save(FEATURES_DIR / subset / "labels.npy", labels)
         (FEATURES_DIR / subset / "files.txt").write_text(
-            "".join(f"{subset}/{('cats', 'dogs')[int(y)]}/{n}.jpg\n" for n, y in enumerate(labels)))
+            "".join(f"{subset}/{('cat', 'dog')[int(y)]}/{n}.jpg\n" for n, y in enumerate(labels)))
+    CLASSES_FILE.parent.mkdir(parents=True)
+    CLASSES_FILE.write_text('["cat", "dog"]')
     write_params(project, {"train": {"epochs": 3}})
     train.main()
 
@@ -134,7 +139,7 @@ def test_main_writes_models_metrics_predictions_and_history(project):
     predictions = json.loads(PREDICTIONS_FILE.read_text())
     assert len(predictions) == 40 == sum(metrics["test"]["confusion"].values())
     for n, row in enumerate(predictions):
-        assert row["file"] == f"data/split/test/{row['actual']}s/{n}.jpg"
+        assert row["file"] == f"data/split/test/{row['actual']}/{n}.jpg"
         assert row["predicted"] == ("dog" if row["probability"] > 0.5 else "cat")
     assert metrics["test"]["accuracy"] == pytest.approx(
         np.mean([row["actual"] == row["predicted"] for row in predictions]))
@@ -147,7 +152,9 @@ def test_main_writes_models_metrics_predictions_and_history(project):
 
     assert head.output_shape == (None, 1)
     classifier = keras.models.load_model(CLASSIFIER_FILE)
-    assert classifier.input_shape == (None, None, None, 3) and classifier.output_shape == (None, 1)
+    assert classifier.input_shape == (None, None, None, 3)
+    assert classifier.output["probabilities"].shape == (None, 1)
+    assert class_names(classifier) == ["cat", "dog"]
     for split_name in ("train", "eval"):
         for metric in ("loss", "accuracy"):
             rows = (LIVE_DIR / "plots/metrics" / split_name / f"{metric}.tsv").read_text().splitlines()

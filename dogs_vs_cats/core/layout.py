@@ -16,12 +16,13 @@ DOWNLOAD_FILE = Path("data/photos.zip")           # download (data/dvc.yaml): th
 WEIGHTS_DIR = Path("weights")                     # local conv-base weights files: a dependency
 SPLIT_DIR = Path("data/split")                    # split: <subset>/<class>/<image>
 SPLIT_REPORT = SPLIT_DIR / "report.json"          # split: skipped files and why
+CLASSES_FILE = SPLIT_DIR / "classes.json"         # split: the class names, in label order
 QUANTIZED_DIR = Path("models/conv_base_int8")     # quantize: the int8 conv base, for extract
 QUANTIZED_MODEL = QUANTIZED_DIR / "conv_base.xml"  # quantize: its weights are conv_base.bin beside it
 FEATURES_DIR = Path("data/features")              # extract: <subset>/{features,labels}.npy, files.txt
 
 HEAD_FILE = Path("models/head.keras")             # train: the head alone, on features
-CLASSIFIER_FILE = Path("models/classifier.keras")  # train: raw image -> P(dog)
+CLASSIFIER_FILE = Path("models/classifier.keras")  # train: raw image -> class probabilities
 METRICS_FILE = Path("metrics.json")               # train
 LIVE_DIR = Path("dvclive")                        # train: per-epoch history (DVCLive)
 EVAL_DIR = Path("eval")
