@@ -96,8 +96,8 @@ def test_dvc_plots_show_has_a_three_by_three_confusion_matrix(shapes):
     result = subprocess.run([sys.executable, "-m", "dvc", "plots", "show", "--json"], cwd=project,
                             env=subprocess_env(), text=True, capture_output=True)
     assert result.returncode == 0, result.stderr
-    plots = json.loads(result.stdout)
-    confusion, = (plot for name, plot in plots.items() if name.startswith("Confusion matrix"))
+    plots = json.loads(result.stdout)["data"]
+    confusion, = (plot for name, plot in plots.items() if name == "Confusion matrix (test)")
     values = confusion[0]["content"]["data"]["values"]
     assert {value["actual"] for value in values} == set(SHAPES) == {value["predicted"] for value in values}
     for name in ("ROC (test)", "Precision-recall (test)"):  # one-vs-rest, micro-averaged

@@ -146,37 +146,43 @@ def test_main_checks_params_before_any_work(project):
     assert not (AUGMENTED_DIR / MODEL_FILE).exists()
 
 
-def test_the_stages_write_models_metrics_predictions_and_history(project):
-    """augment, then finetune from its model, in this process on 3 + 2 + 2 tiny images per class."""
+@pytest.mark.parametrize("classes", [CLASSES, ("bird", "cat", "dog")])
+def test_the_stages_write_models_metrics_predictions_and_history(project, classes):
+    """augment, then finetune from its model, in this process on 3 + 2 + 2 tiny images per class:
+    the recipe's sigmoid for two classes, a softmax for three."""
     for subset, count in (("train", 3), ("validation", 2), ("test", 2)):
-        for path in make_raw(project / "raw" / subset, count, layout="folders"):
+        for path in make_raw(project / "raw" / subset, count, layout="folders", classes=classes):
             target = SPLIT_DIR / subset / path.parent.name / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
             path.rename(target)
-    CLASSES_FILE.write_text(json.dumps(CLASSES))
+    CLASSES_FILE.write_text(json.dumps(classes))
     write_params(project)
     augment.main()
     finetune.main()
 
+    units = 1 if len(classes) == 2 else len(classes)
     for out_dir in (AUGMENTED_DIR, FINETUNED_DIR):
         metrics = json.loads((out_dir / METRICS_FILE).read_text())
         assert set(metrics) == {"train", "validation", "test"} and "roc_auc" in metrics["test"]
+        assert list(metrics["test"]["per_class"]) == list(classes)
         predictions = json.loads((out_dir / PREDICTIONS_FILE.name).read_text())
         assert [row["file"] for row in predictions] == [
-            f"data/split/test/{class_name}/{n}.jpg" for class_name in ("cat", "dog") for n in (1, 2)]
-        assert sum(metrics["test"]["confusion"].values()) == 4
+            f"data/split/test/{class_name}/{n}.jpg" for class_name in classes for n in (1, 2)]
+        counts = metrics["test"]["confusion"].values()
+        assert sum(count if units == 1 else sum(count.values()) for count in counts) == 2 * len(classes)
         rows = (out_dir / "dvclive/plots/metrics/eval/accuracy.tsv").read_text().splitlines()
         assert len(rows) == 1 + 1  # header + one epoch
         classifier = keras.models.load_model(out_dir / MODEL_FILE)
         assert [layer.name for layer in classifier.layers[1:3]] == ["resize", "preprocess"]
         assert classifier.input_shape == (None, None, None, 3)
-        assert classifier.output["probabilities"].shape == (None, 1)
-        assert class_names(classifier) == ["cat", "dog"]
+        assert classifier.output["probabilities"].shape == (None, units)
+        assert class_names(classifier) == list(classes)
         assert not conv_base_of(classifier).trainable  # exported frozen
         # The test loss and accuracy, computed from the predictions, are what Keras evaluates.
         probabilities = keras.Model(classifier.input, classifier.output["probabilities"])
-        probabilities.compile(loss="binary_crossentropy", metrics=["accuracy"])
+        probabilities.compile(loss="binary_crossentropy" if units == 1 else "sparse_categorical_crossentropy",
+                              metrics=["accuracy"])
         *_, test_images = subset_dataset("test", conv_base_of(classifier).input_shape[1], 4)
         loss, accuracy = probabilities.evaluate(test_images, verbose=0)
         assert metrics["test"]["loss"] == pytest.approx(loss, abs=6e-5)  # rounded to 4 places
-        assert metrics["test"]["accuracy"] == pytest.approx(accuracy)
+        assert metrics["test"]["accuracy"] == pytest.approx(accuracy, abs=5e-5)  # rounded too
