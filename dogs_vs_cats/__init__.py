@@ -13,6 +13,7 @@
     model           the dense head, its training, the exported classifier
     evaluation      metrics.json and the per-image test predictions
     figures         the training curves, ROC and precision-recall points, the misclassified gallery
+    page            the page of `dvc plots show`, with the Vega libraries inlined (the page stage)
     end_to_end      training conv base and head on images (finetune/dvc.yaml); finetuning: unfreezing
     checks          every stage's parameter checks at once, for the check stage
 

@@ -14,12 +14,16 @@ same names:
   predictions.json   one row per test image: file, actual, predicted, probability
   metrics.json       loss and accuracy on train, validation and test; on test also ROC AUC, confusion
                      and each class's precision and recall
+  dvc.yaml           the plots of these files, for `dvc plots show` (as DVCLive writes its own): a
+                     plot is defined only once its files exist, so that before this pipeline ever
+                     ran, `dvc plots show` has nothing to warn about
 The classes are those of data/split/classes.json, with the head rule of `train` (model.build_head).
 """
 
 import time
 
 import numpy as np
+import yaml
 
 from dogs_vs_cats.core.atomic import atomic_path, write_json
 from dogs_vs_cats.core.classes import read_classes
@@ -104,8 +108,23 @@ def fit(model, size, settings, epochs, out_dir):
     print(f"time: {epochs} epochs in {time.perf_counter() - start:.1f} s")
 
 
-def evaluate_and_export(model, classifier, size, batch_size, out_dir):
-    """Evaluate `model` on the three subsets, then write the classifier, predictions and metrics."""
+def plots_definition(curves, confusion):
+    """The `plots:` of an end-to-end stage's dvc.yaml, paths relative to its folder: the training
+    curves titled "<Metric> <curves>", and the test confusion matrix titled "Confusion matrix <confusion>"."""
+    history = f"{LIVE_DIR.name}/plots/metrics"
+    plots = [{f"{metric.capitalize()} {curves}": {
+        "template": "linear", "x": "step",
+        "y": {f"{history}/{split}/{metric}.tsv": metric for split in ("train", "eval")},
+        "x_label": "Epoch", "y_label": metric.capitalize()}} for metric in ("accuracy", "loss")]
+    plots.append({f"Confusion matrix {confusion}": {
+        "template": "confusion", "x": "actual", "y": {PREDICTIONS_FILE.name: "predicted"},
+        "x_label": "Actual", "y_label": "Predicted"}})
+    return {"plots": plots}
+
+
+def evaluate_and_export(model, classifier, size, batch_size, out_dir, plot_titles):
+    """Evaluate `model` on the three subsets, then write the classifier, predictions, metrics and
+    the dvc.yaml of their plots (`plot_titles`: plots_definition's curves and confusion)."""
     start = time.perf_counter()
     results = {}
     for subset in ("train", "validation"):
@@ -120,4 +139,6 @@ def evaluate_and_export(model, classifier, size, batch_size, out_dir):
         classifier.save(tmp)
     write_json(out_dir / PREDICTIONS_FILE.name, predictions)
     write_json(out_dir / METRICS_FILE.name, metrics)
+    with atomic_path(out_dir / "dvc.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump(plots_definition(*plot_titles), sort_keys=False))
     print(f"time: evaluation and export in {time.perf_counter() - start:.1f} s")

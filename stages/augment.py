@@ -34,7 +34,8 @@ def main():
     fit(model, size, settings, settings["epochs"], AUGMENTED_DIR)
     # The export shares the trained layers: resizing, preprocessing, conv base and head, no augmentation.
     classifier = build_classifier(conv_base, preprocess_input, head, classes)
-    evaluate_and_export(model, classifier, size, settings["batch_size"], AUGMENTED_DIR)
+    evaluate_and_export(model, classifier, size, settings["batch_size"], AUGMENTED_DIR,
+                        plot_titles=("with augmentation (frozen conv base)", "(test, augmentation)"))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ def main():
     size = conv_base.input_shape[1]
     fit(model, size, settings, settings["epochs"], FINETUNED_DIR)
     conv_base.trainable = False  # exported as models/classifier.keras is: a frozen conv base
-    evaluate_and_export(model, classifier, size, settings["batch_size"], FINETUNED_DIR)
+    evaluate_and_export(model, classifier, size, settings["batch_size"], FINETUNED_DIR,
+                        plot_titles=("while fine-tuning", "(test, fine-tuned)"))
 
 
 if __name__ == "__main__":

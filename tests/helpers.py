@@ -121,7 +121,7 @@ def copy_project(directory):
         shutil.copytree(REPO / package, directory / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copytree(REPO / "weights", directory / "weights")  # only its .gitignore
-    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", "predict.py"):
+    for name in ("dvc.yaml", "params.yaml", ".gitignore", ".dvcignore", "predict.py", "requirements.txt"):
         if (REPO / name).exists():
             shutil.copy2(REPO / name, directory / name)
     return directory

@@ -12,6 +12,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from helpers import REPO, TEST_PARAMS, copy_project, dvc, make_raw, repro, run, subprocess_env, update_params
 
@@ -109,3 +110,20 @@ def test_forced_repro_is_byte_identical(pipelines):
     assert {AUGMENT, FINETUNE} <= set(ran)
     for name in DETERMINISTIC:
         assert (project / name).read_bytes() == first[name], f"{name} differs between two full runs"
+
+
+def test_its_plots_are_committed_with_it_and_its_model_is_registered_by_name(pipelines):
+    """Each stage wrote the dvc.yaml of its plots; `finetune:finetuned` resolves to its model by tag."""
+    import dvc.api
+
+    project, _, _ = pipelines
+    for folder in ("augmented", "finetuned"):
+        definitions = yaml.safe_load((project / "finetune" / folder / "dvc.yaml").read_text())
+        titles = [title for plot in definitions["plots"] for title in plot]
+        assert len(titles) == 3 and titles[-1].startswith("Confusion matrix"), titles
+    run(project, "git", "add", "-A")
+    run(project, "git", "-c", "commit.gpgsign=false", "commit", "-q", "--allow-empty", "-m", "fine-tuned")
+    run(project, "git", "tag", "-a", "finetune=finetuned@v1.0.0", "-m", "Registered")
+    artifact = dvc.api.artifacts_show("finetune:finetuned", repo=str(project))
+    assert artifact["path"] == "finetune/finetuned/classifier.keras"
+    assert artifact["rev"] == run(project, "git", "rev-parse", "HEAD").strip()

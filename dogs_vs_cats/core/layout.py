@@ -31,6 +31,7 @@ ROC_FILE = EVAL_DIR / "roc.json"                  # plots
 PRECISION_RECALL_FILE = EVAL_DIR / "precision_recall.json"  # plots
 PLOTS_DIR = Path("plots")                         # plots: {accuracy,loss}.png, the recipe's curves
 GALLERY_FILE = PLOTS_DIR / "misclassified.jpg"    # plots: the most confidently wrong test images
+PAGE_TEMPLATE = PLOTS_DIR / "page_template.html"  # page: the offline page of `dvc plots show` (.dvc/config)
 
 # finetune/dvc.yaml: each of its stages writes, under its own folder, what train writes, by the same
 # names (classifier.keras, metrics.json, predictions.json, dvclive/).
