@@ -128,7 +128,11 @@ def main(argv=None):
     from dogs_vs_cats.model import class_names
 
     model = keras.models.load_model(args.model)
-    classes = class_names(model)
+    try:
+        classes = class_names(model)
+    except ValueError:  # no layer "class_names": exported before the classes came from the data
+        sys.exit(f"error: {args.model} holds no class names (exported by an older version). "
+                 "Run `dvc repro` to export it again.")
     results = []
     for path, outputs, problem in classify(model, find_files(args.paths), args.batch_size):
         if problem:

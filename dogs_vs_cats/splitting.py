@@ -1,7 +1,8 @@
 """Splitting the raw photos into train/validation/test folders, one sub-folder per class (the split stage).
 
 Reads `split.raw_dir`, a folder or a .zip archive (dogs_vs_cats/raw_photos.py), and finds the
-classes in the data, in one of two layouts:
+classes in the data (their names in lower case: Cat/ and cat.1.jpg are both cat), in one of two
+layouts:
   - one sub-folder per class, any names, any number: roses/1.jpg, tulips/1.jpg (PetImages: Cat/, Dog/),
     at the shallowest level holding two such folders (the archive's PetImages/, beside its readme);
   - files named <class>.<anything>.<image suffix> in one folder, as Kaggle's flat train/: cat.1.jpg,
@@ -28,7 +29,7 @@ from dogs_vs_cats.core.atomic import atomic_path, write_json
 from dogs_vs_cats.core.layout import CLASSES_FILE, DOWNLOAD_FILE, SPLIT_DIR, SPLIT_REPORT, SUBSETS
 from dogs_vs_cats.core.params import ParamError, integer, positive_int, section
 from dogs_vs_cats.images import judge_image
-from dogs_vs_cats.raw_photos import Unreadable
+from dogs_vs_cats.raw_photos import UNSAFE_CHARACTERS, WINDOWS_DEVICES, Unreadable
 
 ALL_THE_REST = "rest"  # a count meaning: every usable photo of the class that the other subsets leave
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")  # what a flat file's name ends with
@@ -85,69 +86,101 @@ def flat_class(file_name):
 
 
 def find_layout(names, wanted=None):
-    """Where the classes are: (FLAT or FOLDERS, the root folder's parts, the class names found there).
+    """Where the classes are: (FLAT or FOLDERS, the root folders (parts), the classes found there).
 
-    Only image files (by suffix) count, and classes are `wanted` ones when given. In this order:
-    the shallowest folder whose files name two classes (the flat layout); the shallowest folder
-    with two sub-folders that hold images directly (Cat/1.jpg); the shallowest with two that hold
-    images at any depth (roses/2023/1.jpg). Failing all, the same with one class, which
-    check_classes_found refuses with what it found.
+    Only image files (by suffix) count; with `wanted` (lower case), only those classes. The
+    shallowest folder whose files name two classes is the flat layout, which wins; otherwise the
+    shallowest folder with two sub-folders holding images, at any depth, each sub-folder a class,
+    unless those sub-folders all hold the same classes themselves (the book's train/, validation/
+    and test/, each with cats/ and dogs/): then their classes, the photos of all of them. Roots at
+    the same depth with the same classes are taken together; with different ones, a ParamError.
+    Failing all, the shallowest level with one class, which check_classes_found refuses.
     """
-    flat, direct, nested = defaultdict(set), defaultdict(set), defaultdict(set)
+    flat, folders = defaultdict(set), defaultdict(set)
     for name in names:
         parts = PurePosixPath(name).parts
         unsafe = ".." in parts or name.startswith("/")  # never a class
         if unsafe or hidden(parts) or not name.lower().endswith(IMAGE_SUFFIXES):
             continue
         if (class_name := flat_class(parts[-1])) is not None:
-            flat[parts[:-1]].add(class_name)
-        if len(parts) > 1:
-            direct[parts[:-2]].add(parts[-2])
+            flat[parts[:-1]].add(class_name.lower())
         for depth in range(len(parts) - 1):
-            nested[parts[:depth]].add(parts[depth])
+            folders[parts[:depth]].add(parts[depth])
 
-    def shallowest(levels, least):
-        found = [(len(root), root, classes if wanted is None else classes & set(wanted))
-                 for root, classes in levels.items()]
-        return min((level for level in found if len(level[2]) >= least), default=None)
+    def classes_of(children):
+        lower = {child.lower() for child in children}
+        return lower if wanted is None else lower & set(wanted)
 
     for least in (2, 1):
-        for kind, levels in ((FLAT, flat), (FOLDERS, direct), (FOLDERS, nested)):
-            if level := shallowest(levels, least):
-                return kind, level[1], level[2]
-    return FLAT, (), set()
+        for kind, levels in ((FLAT, flat), (FOLDERS, folders)):
+            found = {root: classes_of(children) for root, children in levels.items()}
+            found = {root: classes for root, classes in found.items() if len(classes) >= least}
+            if not found:
+                continue
+            depth = min(len(root) for root in found)
+            roots = sorted(root for root in found if len(root) == depth)
+            if kind == FOLDERS and len(roots) == 1:
+                inner = [roots[0] + (child,) for child in sorted(levels[roots[0]])]
+                if all(len(found.get(root, ())) >= 2 for root in inner) and len(
+                        {frozenset(found[root]) for root in inner}) == 1:
+                    roots = inner  # the book's train/, validation/, test/: the same classes in each
+            if least == 1:
+                return kind, roots[:1], found[roots[0]]
+            if len({frozenset(found[root]) for root in roots}) > 1:
+                raise ParamError("split.raw_dir", "classes in several folders, not the same in each: "
+                                 + "; ".join(f"{'/'.join(root)}/: {', '.join(sorted(found[root]))}"
+                                             for root in roots),
+                                 "point split.raw_dir at one of them, or list the classes in split.classes")
+            return kind, roots, found[roots[0]]
+    return FLAT, [()], set()
 
 
 def find_candidates(names, wanted=None):
-    """(classes, candidates): the class names in label order, and each file name (relative to the
-    raw folder or archive) mapped to (its class, None) or (None, why it has none)."""
-    kind, root, found = find_layout(names, wanted)
-    classes = list(wanted) if wanted is not None else sorted(found)
-    candidates = {}
+    """(classes, candidates): the class names in label order (lower case: Cat/ and cat.1.jpg are
+    both cat), and each file name (relative to the raw folder or archive) mapped to (its class,
+    None) or (None, why it has none). Two spellings of one class are a ParamError."""
+    wanted = [name.lower() for name in wanted] if wanted is not None else None
+    kind, roots, found = find_layout(names, wanted)
+    classes = wanted if wanted is not None else sorted(found)
+    candidates, spellings = {}, defaultdict(set)
     for name in names:
         parts = PurePosixPath(name).parts
         if hidden(parts):
             candidates[name] = None, HIDDEN
             continue
-        below, class_name = parts[len(root):], None
-        if parts[:len(root)] == root and kind == FOLDERS and len(below) > 1:
-            class_name = below[0]
-        elif parts[:len(root)] == root and kind == FLAT and len(below) == 1:
-            class_name = flat_class(below[0])
-        if class_name in classes:
-            candidates[name] = class_name, None
+        class_name = None
+        for root in roots:
+            below = parts[len(root):] if parts[:len(root)] == root else ()
+            if kind == FOLDERS and len(below) > 1:
+                class_name = below[0]
+            elif kind == FLAT and len(below) == 1:
+                class_name = flat_class(below[0])
+        if class_name is not None and class_name.lower() in classes:
+            candidates[name] = class_name.lower(), None
+            spellings[class_name.lower()].add(class_name)
         elif class_name is not None and wanted is not None:
             candidates[name] = None, NOT_LISTED
         else:
             candidates[name] = None, NO_CLASS
+    if clash := next((sorted(names) for names in spellings.values() if len(names) > 1), None):
+        raise ParamError("split.raw_dir", f"classes {' and '.join(map(repr, clash))} differ only by case "
+                         "(one folder on Windows and macOS)", "rename one, or merge their photos into one")
     return classes, candidates
 
 
+def unsafe_class_name(name):
+    """Whether a class name cannot be a folder on Windows (data/split/<subset>/<class>/)."""
+    return (any(char in UNSAFE_CHARACTERS for char in name) or name.endswith((".", " "))
+            or name.split(".")[0].upper() in WINDOWS_DEVICES)
+
+
 def check_classes_found(raw_dir, classes, candidates, wanted):
-    """Raise a ParamError unless there are two classes or more, all present, no two differing only by case."""
+    """Raise a ParamError unless there are two classes or more, all present, each a safe folder name."""
     present = {class_name for class_name, _ in candidates.values() if class_name is not None}
-    if wanted is not None and (missing := [name for name in wanted if name not in present]):
-        raise ParamError("split.classes", f"{', '.join(missing)} not found in {raw_dir}",
+    if wanted is not None and (missing := [name for name in classes if name not in present]):
+        found = sorted(find_candidates(list(candidates))[0])
+        raise ParamError("split.classes", f"{', '.join(missing)} not found in {raw_dir} (its classes: "
+                         f"{', '.join(found) or 'none'})",
                          "list only classes that are there (folder names, or the <class> of "
                          "<class>.<n>.jpg), or set it to null to take every class found")
     if len(classes) < 2:
@@ -158,13 +191,10 @@ def check_classes_found(raw_dir, classes, candidates, wanted):
                          f"({', '.join(classes) or 'none found'}); a classifier needs two or more{others}",
                          "give each class its photos in a sub-folder of its own (cats/, dogs/), "
                          "or name them <class>.<n>.jpg in one folder (README: Your own photos)")
-    by_lower = defaultdict(list)
-    for class_name in classes:
-        by_lower[class_name.lower()].append(class_name)
-    if clash := next((names for names in by_lower.values() if len(names) > 1), None):
-        raise ParamError("split.raw_dir", f"classes {' and '.join(map(repr, clash))} in {raw_dir} differ "
-                         "only by case (one folder on Windows and macOS)",
-                         "rename one, or merge their photos into one folder")
+    if unsafe := [name for name in classes if unsafe_class_name(name)]:
+        raise ParamError("split.raw_dir", f"class {unsafe[0]!r} in {raw_dir} cannot be a folder name on "
+                         "Windows (a device name, a character it refuses, or a final dot or space)",
+                         "rename that folder")
 
 
 def sort_candidates(photos, classes, candidates):

@@ -59,10 +59,34 @@ def test_kaggle_s_flat_names_win_over_the_folders_beside_them():
 
 def test_split_classes_picks_and_orders_and_reports_the_others():
     names = ["photos/Dog/1.jpg", "photos/Cat/1.jpg", "photos/Bird/1.jpg"]
-    classes, candidates = found(names, ["Dog", "Cat"])
-    assert classes == ["Dog", "Cat"]
-    assert candidates == {"photos/Dog/1.jpg": "Dog", "photos/Cat/1.jpg": "Cat",
+    classes, candidates = found(names, ["dog", "Cat"])  # class names are lower case, matched so
+    assert classes == ["dog", "cat"]
+    assert candidates == {"photos/Dog/1.jpg": "dog", "photos/Cat/1.jpg": "cat",
                           "photos/Bird/1.jpg": NOT_LISTED}
+
+
+def test_class_names_are_lower_case_whatever_the_layout():
+    """PetImages' Cat/ and Dog/ are Kaggle's cat and dog: the same metrics, the same label order."""
+    assert found(["PetImages/Dog/1.jpg", "PetImages/cat/1.jpg"])[0] == ["cat", "dog"]
+    assert found(["Cat.1.jpg", "dog.1.jpg"])[0] == ["cat", "dog"]
+
+
+def test_the_book_s_train_validation_test_folders_are_taken_together():
+    names = [f"{subset}/{kind}/{kind}.{i}.jpg" for subset in ("train", "validation", "test")
+             for kind in ("cats", "dogs") for i in (1, 2)]
+    classes, candidates = found(names)
+    assert classes == ["cats", "dogs"] and set(candidates.values()) == {"cats", "dogs"}
+
+
+def test_class_folders_with_several_sub_folders_each():
+    classes, candidates = found(["roses/2023/1.jpg", "roses/2024/1.jpg", "tulips/2023/1.jpg"])
+    assert classes == ["roses", "tulips"] and candidates["roses/2024/1.jpg"] == "roses"
+
+
+def test_class_folders_in_two_places_with_other_classes_are_refused():
+    with pytest.raises(ParamError, match=r"split\.raw_dir: classes in several folders, not the same in "
+                                         r"each: top/a/: x, y; top/b/: x, z\. Fix: point split\.raw_dir"):
+        found(["top/a/x/1.jpg", "top/a/y/1.jpg", "top/b/x/1.jpg", "top/b/z/1.jpg"], ["x", "y", "z"])
 
 
 @pytest.mark.parametrize("value", [["cat"], "cat", [], ["cat", "Cat"], ["cat", None], ["a/b", "c"], 3])
@@ -88,9 +112,13 @@ def split_before(project):
      "split.raw_dir: {raw} has 1 class(es) (only); a classifier needs two or more"),
     ({}, {}, "split.raw_dir: {raw} has 0 class(es) (none found)"),
     ({"Cat/1.jpg": "cat", "cat/2.jpg": "cat", "dog/1.jpg": "dog"}, {},
-     "split.raw_dir: classes 'Cat' and 'cat' in {raw} differ only by case"),
+     "split.raw_dir: classes 'Cat' and 'cat' differ only by case"),
     ({"cat/1.jpg": "cat", "dog/1.jpg": "dog"}, {"classes": ["cat", "bird"]},
-     "split.classes: bird not found in {raw}"),
+     "split.classes: bird not found in {raw} (its classes: cat, dog)"),
+    ({"cat/1.jpg": "cat", "con/1.jpg": "dog"}, {},
+     "split.raw_dir: class 'con' in {raw} cannot be a folder name on Windows"),
+    ({"cat/1.jpg": "cat", "a:b/1.jpg": "dog"}, {},
+     "split.raw_dir: class 'a:b' in {raw} cannot be a folder name on Windows"),
     ({f"{kind}/{i}.jpg": kind for kind in ("cat", "dog") for i in range(7)} | {"bird/1.jpg": "bird"}, {},
      "split.train/validation/test: 7 bird needed (3 + 2 + 2) but {raw} has 1 usable"),
 ])

@@ -98,7 +98,7 @@ def test_the_next_repro_resumes_then_splits_extracts_and_trains(downloaded):
     assert not partial_files(project)
     assert json.loads((project / "metrics.json").read_text())["test"]["accuracy"] >= 0
     report = json.loads((project / "data/split/report.json").read_text())
-    assert report["usable"] == {"Cat": 300, "Dog": 300}
+    assert report["usable"] == {"cat": 300, "dog": 300}
     assert report["skipped_files"] == {
         "empty file": ["data/photos.zip/PetImages/Cat/0.jpg"],
         "not a readable image (corrupt, truncated or not an image format extract reads)":

@@ -125,3 +125,13 @@ def test_refuses_an_unknown_output_format(folder, capsys):
         predict.main([str(folder), "--output", "predictions.txt"])
     assert exit_info.value.code == 2
     assert ".csv or .json" in capsys.readouterr().err
+
+
+def test_a_model_without_class_names_says_to_export_it_again(folder, tmp_path):
+    import keras
+
+    old = keras.Sequential([keras.Input((None, None, 3)), keras.layers.GlobalAveragePooling2D(),
+                            keras.layers.Dense(1, activation="sigmoid")])
+    old.save(tmp_path / "old.keras")
+    with pytest.raises(SystemExit, match=r"holds no class names .* Run `dvc repro` to export it again"):
+        predict.main([str(folder), "--model", str(tmp_path / "old.keras")])

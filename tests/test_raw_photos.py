@@ -61,9 +61,14 @@ def test_the_flat_layout_inside_a_zip(project):
 def test_the_layout_is_found_at_its_shallowest_level():
     names = ["readme.txt", "PetImages/Cat/1.jpg", "PetImages/Dog/1.jpg", "PetImages/Dog/more/2.jpg",
              "other/Cat/3.jpg", "other/cat.4.jpg"]
-    assert classes_of(find_candidates(names)) == (["Cat", "Dog"], {
-        "readme.txt": None, "PetImages/Cat/1.jpg": "Cat", "PetImages/Dog/1.jpg": "Dog",
-        "PetImages/Dog/more/2.jpg": "Dog", "other/Cat/3.jpg": None, "other/cat.4.jpg": None})
+    assert classes_of(find_candidates(names)) == (["other", "petimages"], {
+        "readme.txt": None, "PetImages/Cat/1.jpg": "petimages", "PetImages/Dog/1.jpg": "petimages",
+        "PetImages/Dog/more/2.jpg": "petimages", "other/Cat/3.jpg": "other", "other/cat.4.jpg": "other"})
+    petimages = ["readme[1].txt", "CDLA-Permissive-2.0.pdf", "PetImages/Cat/1.jpg", "PetImages/Dog/1.jpg",
+                 "PetImages/Dog/more/2.jpg"]
+    assert classes_of(find_candidates(petimages)) == (["cat", "dog"], {
+        "readme[1].txt": None, "CDLA-Permissive-2.0.pdf": None, "PetImages/Cat/1.jpg": "cat",
+        "PetImages/Dog/1.jpg": "dog", "PetImages/Dog/more/2.jpg": "dog"})
     flat = ["cat.1.jpg", "dog.1.jpg", "notes.txt", "sub/cat.2.jpg"]  # Kaggle's: top-level files only
     assert classes_of(find_candidates(flat)) == (["cat", "dog"], {
         "cat.1.jpg": "cat", "dog.1.jpg": "dog", "notes.txt": None, "sub/cat.2.jpg": None})
@@ -79,7 +84,7 @@ def test_all_the_rest_goes_to_train(project):
     archive = project / "photos.zip"
     archive.write_bytes(petimages_zip(9))
     run_split(project, archive, train="rest")
-    counts = {subset: len(list((SPLIT_DIR / subset / "Cat").iterdir())) for subset in SUBSETS}
+    counts = {subset: len(list((SPLIT_DIR / subset / "cat").iterdir())) for subset in SUBSETS}
     assert counts == {"train": 9 - 2 - 2, "validation": 2, "test": 2}
     # The same photos as with the count written out.
     chosen = split_files()
@@ -90,7 +95,7 @@ def test_all_the_rest_goes_to_train(project):
 def test_all_the_rest_needs_at_least_one(project):
     archive = project / "photos.zip"
     archive.write_bytes(petimages_zip(4, extra=False))
-    needed = r"split\.train/validation/test: 5 Cat needed \(at least 1 \+ 2 \+ 2\)"
+    needed = r"split\.train/validation/test: 5 cat needed \(at least 1 \+ 2 \+ 2\)"
     with pytest.raises(ParamError, match=needed):
         run_split(project, archive, train="rest")
 
@@ -144,7 +149,7 @@ def test_hostile_members_are_skipped_with_their_reason(project, tmp_path):
     before = sorted(tmp_path.parent.iterdir())
     run_split(project, archive)
     report = json.loads(SPLIT_REPORT.read_text())
-    assert report["usable"] == {"Cat": 7, "Dog": 7}
+    assert report["usable"] == {"cat": 7, "dog": 7}
     names = report_names(archive)
     unsafe = [reason for reason in names if reason.startswith("unsafe name")]
     assert len(unsafe) == 1 and sorted(names[unsafe[0]]) == sorted(UNSAFE)
