@@ -152,6 +152,20 @@ def dvc(project, *args):
     return run(project, sys.executable, "-m", "dvc", *args)
 
 
+def commit(project, message):
+    """`git add -A` and commit: what `dvc repro` wrote, as a user commits it."""
+    run(project, "git", "add", "-A")
+    run(project, "git", "-c", "commit.gpgsign=false", "commit", "-q", "--allow-empty", "-m", message)
+
+
+def init_repository(project, message):
+    """Make `project` a git + DVC repository with the repository's .dvc/config, and commit it all."""
+    run(project, "git", "init", "-q")
+    dvc(project, "init", "-q")
+    shutil.copy(REPO / ".dvc/config", project / ".dvc/config")  # the cache link type, the plots page
+    commit(project, message)
+
+
 def repro(project, *args):
     """`dvc repro`; return the names of the stages it ran, in order."""
     output = dvc(project, "repro", *args)

@@ -20,7 +20,7 @@ from helpers import (
     SHARED_WEIGHTS,
     TEST_PARAMS,
     copy_project,
-    dvc,
+    init_repository,
     merged,
     needs_shared,
     repro,
@@ -70,11 +70,7 @@ def shapes(tmp_path_factory):
         "extract": {"batch_size": 32},
         "train": recipe}))  # the recipe's head and training, but for its last layer
     (project / "weights/pretrained.weights.h5").symlink_to(SHARED_WEIGHTS)  # not copied
-    run(project, "git", "init", "-q")
-    dvc(project, "init", "-q")
-    shutil.copy(REPO / ".dvc/config", project / ".dvc/config")
-    run(project, "git", "add", "-A")
-    run(project, "git", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "three classes")
+    init_repository(project, "three classes")
     ran = repro(project)
     return project, ran
 

@@ -7,14 +7,24 @@ reproduced. Select these tests with `-m e2e`, skip them with `-m "not e2e"`.
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from helpers import REPO, TEST_PARAMS, copy_project, dvc, make_raw, repro, run, subprocess_env, update_params
+from helpers import (
+    TEST_PARAMS,
+    commit,
+    copy_project,
+    dvc,
+    init_repository,
+    make_raw,
+    repro,
+    run,
+    subprocess_env,
+    update_params,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -30,18 +40,15 @@ def pipelines(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("finetune"))
     make_raw(project / "data/raw", 9)
     update_params(project, TEST_PARAMS)
-    run(project, "git", "init", "-q")
-    dvc(project, "init", "-q")
-    shutil.copy(REPO / ".dvc/config", project / ".dvc/config")
-    run(project, "git", "add", "-A")
-    run(project, "git", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "pipelines under test")
+    init_repository(project, "pipelines under test")
     ran = repro(project, "finetune/dvc.yaml")
     return project, ran, {name: (project / name).read_bytes() for name in DETERMINISTIC}
 
 
 def test_the_finetune_pipeline_runs_check_split_and_its_own_stages_only(pipelines):
     project, ran, _ = pipelines
-    assert ran == ["check", "split", AUGMENT, FINETUNE]  # no extract, no train: it reads the images
+    # The page first (check depends on it), then no extract and no train: it reads the images.
+    assert ran == ["page", "check", "split", AUGMENT, FINETUNE]
     for rung in ("augmented", "finetuned"):
         metrics = json.loads((project / "finetune" / rung / "metrics.json").read_text())
         assert {"loss", "accuracy", "roc_auc", "confusion"} <= set(metrics["test"])
@@ -121,8 +128,7 @@ def test_its_plots_are_committed_with_it_and_its_model_is_registered_by_name(pip
         definitions = yaml.safe_load((project / "finetune" / folder / "dvc.yaml").read_text())
         titles = [title for plot in definitions["plots"] for title in plot]
         assert len(titles) == 3 and titles[-1].startswith("Confusion matrix"), titles
-    run(project, "git", "add", "-A")
-    run(project, "git", "-c", "commit.gpgsign=false", "commit", "-q", "--allow-empty", "-m", "fine-tuned")
+    commit(project, "fine-tuned")
     run(project, "git", "tag", "-a", "finetune=finetuned@v1.0.0", "-m", "Registered")
     artifact = dvc.api.artifacts_show("finetune:finetuned", repo=str(project))
     assert artifact["path"] == "finetune/finetuned/classifier.keras"

@@ -13,14 +13,21 @@ import pytest
 import yaml
 
 from browser import chart_id, needs_browser, rendered_charts
-from helpers import REPO, TEST_PARAMS, copy_project, dvc, make_raw, repro, run, subprocess_env, update_params
+from helpers import (
+    REPO,
+    TEST_PARAMS,
+    commit,
+    copy_project,
+    dvc,
+    init_repository,
+    make_raw,
+    repro,
+    run,
+    subprocess_env,
+    update_params,
+)
 
 pytestmark = pytest.mark.e2e
-
-
-def commit(project, message):
-    run(project, "git", "add", "-A")
-    run(project, "git", "-c", "commit.gpgsign=false", "commit", "-q", "-m", message)
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +35,7 @@ def project(tmp_path_factory):
     project = copy_project(tmp_path_factory.mktemp("page"))
     make_raw(project / "data/raw", 9)
     update_params(project, TEST_PARAMS)
-    run(project, "git", "init", "-q")
-    dvc(project, "init", "-q")
-    (project / ".dvc/config").write_text((REPO / ".dvc/config").read_text())  # the page, the cache
-    commit(project, "pipeline")
+    init_repository(project, "pipeline")
     repro(project)
     commit(project, "first run")
     update_params(project, {"train": {"epochs": 3}})
