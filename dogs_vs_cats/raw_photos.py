@@ -29,6 +29,13 @@ class Unreadable(Exception):
     """A file that cannot be read: its message is the reason split reports."""
 
 
+def windows_refuses(part):
+    """Whether Windows refuses `part` of a path: a device name (CON, LPT1.jpg), a character it
+    refuses (drive and stream colons, backslashes...), or a final dot or space."""
+    return (any(char in UNSAFE_CHARACTERS for char in part) or part.endswith((".", " "))
+            or part.split(".")[0].upper() in WINDOWS_DEVICES)
+
+
 def sorted_names(names):
     """Names in the order of their path parts, as sorted(Path(...)) orders files on disk."""
     return sorted(names, key=lambda name: PurePosixPath(name).parts)
@@ -88,9 +95,7 @@ class ZipPhotos:
         (C:x.jpg, a:b, CON.jpg): split names its copy by the last part, and must not be led elsewhere.
         """
         parts = PurePosixPath(name).parts
-        if (name.startswith("/") or ".." in parts or any(char in name for char in UNSAFE_CHARACTERS)
-                or any(part.split(".")[0].upper() in WINDOWS_DEVICES or part.endswith((".", " "))
-                       for part in parts)):
+        if name.startswith("/") or ".." in parts or any(windows_refuses(part) for part in parts):
             return "unsafe name in the archive (absolute, '..', a drive, a device or a character " \
                    "Windows refuses): not read"
         return None

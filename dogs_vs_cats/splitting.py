@@ -29,7 +29,7 @@ from dogs_vs_cats.core.atomic import atomic_path, write_json
 from dogs_vs_cats.core.layout import CLASSES_FILE, DOWNLOAD_FILE, SPLIT_DIR, SPLIT_REPORT, SUBSETS
 from dogs_vs_cats.core.params import ParamError, integer, positive_int, section
 from dogs_vs_cats.images import judge_image
-from dogs_vs_cats.raw_photos import UNSAFE_CHARACTERS, WINDOWS_DEVICES, Unreadable
+from dogs_vs_cats.raw_photos import Unreadable, windows_refuses
 
 ALL_THE_REST = "rest"  # a count meaning: every usable photo of the class that the other subsets leave
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")  # what a flat file's name ends with
@@ -168,12 +168,6 @@ def find_candidates(names, wanted=None):
     return classes, candidates
 
 
-def unsafe_class_name(name):
-    """Whether a class name cannot be a folder on Windows (data/split/<subset>/<class>/)."""
-    return (any(char in UNSAFE_CHARACTERS for char in name) or name.endswith((".", " "))
-            or name.split(".")[0].upper() in WINDOWS_DEVICES)
-
-
 def check_classes_found(raw_dir, classes, candidates, wanted):
     """Raise a ParamError unless there are two classes or more, all present, each a safe folder name."""
     present = {class_name for class_name, _ in candidates.values() if class_name is not None}
@@ -191,7 +185,7 @@ def check_classes_found(raw_dir, classes, candidates, wanted):
                          f"({', '.join(classes) or 'none found'}); a classifier needs two or more{others}",
                          "give each class its photos in a sub-folder of its own (cats/, dogs/), "
                          "or name them <class>.<n>.jpg in one folder (README: Your own photos)")
-    if unsafe := [name for name in classes if unsafe_class_name(name)]:
+    if unsafe := [name for name in classes if windows_refuses(name)]:  # data/split/<subset>/<class>/
         raise ParamError("split.raw_dir", f"class {unsafe[0]!r} in {raw_dir} cannot be a folder name on "
                          "Windows (a device name, a character it refuses, or a final dot or space)",
                          "rename that folder")
