@@ -47,12 +47,11 @@ def confusion_counts(predictions, classes):
     return {actual: {predicted: count(actual, predicted) for predicted in classes} for actual in classes}
 
 
-def classification_metrics(predictions, outputs, classes):
+def classification_metrics(predictions, labels, outputs, classes):
     """ROC AUC (two classes: the second is positive; more: one-vs-rest, averaged over the classes),
     confusion counts, and each class's precision and recall."""
     from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 
-    labels = [classes.index(row["actual"]) for row in predictions]
     if len(classes) == 2:
         roc_auc = roc_auc_score(np.equal(labels, 1), outputs[:, 0])
     else:
@@ -67,7 +66,7 @@ def classification_metrics(predictions, outputs, classes):
     }
 
 
-def test_loss(labels, outputs):
+def cross_entropy(labels, outputs):
     """The loss the model trains with, on the test images: binary or sparse categorical cross-entropy."""
     if outputs.shape[1] == 1:
         return float(keras.losses.binary_crossentropy(np.float32(labels), np.float32(outputs[:, 0])))
@@ -84,13 +83,13 @@ def subset_metrics(results, predictions, outputs, classes):
     """
     outputs = np.asarray(outputs)
     labels = [classes.index(row["actual"]) for row in predictions]
-    results = dict(results, test=(test_loss(labels, outputs),
+    results = dict(results, test=(cross_entropy(labels, outputs),
                                   np.mean([row["actual"] == row["predicted"] for row in predictions])))
     metrics = {}
     for subset, (loss, accuracy) in results.items():
         metrics[subset] = {"loss": round(float(loss), 4), "accuracy": round(float(accuracy), 4)}
         print(f"{subset}: loss {loss:.4f}, accuracy {accuracy:.4f}")
-    metrics["test"].update(classification_metrics(predictions, outputs, classes))
+    metrics["test"].update(classification_metrics(predictions, labels, outputs, classes))
     print(f"test: ROC AUC {metrics['test']['roc_auc']:.4f}, confusion {metrics['test']['confusion']}")
     print("test: recall " + ", ".join(f"{name} {values['recall']:.4f}"
                                       for name, values in metrics["test"]["per_class"].items()))
