@@ -146,7 +146,7 @@ def test_main_checks_params_before_any_work(project):
     assert not (AUGMENTED_DIR / MODEL_FILE).exists()
 
 
-@pytest.mark.parametrize("classes", [CLASSES, ("bird", "cat", "dog")])
+@pytest.mark.parametrize("classes", [CLASSES, pytest.param(("bird", "cat", "dog"), marks=pytest.mark.slow)])
 def test_the_stages_write_models_metrics_predictions_and_history(project, classes):
     """augment, then finetune from its model, in this process on 3 + 2 + 2 tiny images per class:
     the recipe's sigmoid for two classes, a softmax for three."""
