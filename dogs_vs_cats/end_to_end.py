@@ -14,9 +14,9 @@ same names:
   predictions.json   one row per test image: file, actual, predicted, probability
   metrics.json       loss and accuracy on train, validation and test; on test also ROC AUC, confusion
                      and each class's precision and recall
-  dvc.yaml           the plots of these files, for `dvc plots show` (as DVCLive writes its own): a
-                     plot is defined only once its files exist, so that before this pipeline ever
-                     ran, `dvc plots show` has nothing to warn about
+  dvc.yaml           metrics.json as a metric and the plots of these files (as DVCLive writes its
+                     own): defined only once the files exist, so that before this pipeline ever
+                     ran, `dvc metrics show` and `dvc plots show` have nothing to warn about
 The classes are those of data/split/classes.json, with the head rule of `train` (model.build_head).
 """
 
@@ -108,9 +108,10 @@ def fit(model, size, settings, epochs, out_dir):
     print(f"time: {epochs} epochs in {time.perf_counter() - start:.1f} s")
 
 
-def plots_definition(curves, confusion):
-    """The `plots:` of an end-to-end stage's dvc.yaml, paths relative to its folder: the training
-    curves titled "<Metric> <curves>", and the test confusion matrix titled "Confusion matrix <confusion>"."""
+def results_definition(curves, confusion):
+    """An end-to-end stage's dvc.yaml, paths relative to its folder: metrics.json as its metrics; the
+    training curves titled "<Metric> <curves>", and the test confusion matrix titled "Confusion matrix
+    <confusion>", as its plots."""
     history = f"{LIVE_DIR.name}/plots/metrics"
     plots = [{f"{metric.capitalize()} {curves}": {
         "template": "linear", "x": "step",
@@ -119,12 +120,12 @@ def plots_definition(curves, confusion):
     plots.append({f"Confusion matrix {confusion}": {
         "template": "confusion", "x": "actual", "y": {PREDICTIONS_FILE.name: "predicted"},
         "x_label": "Actual", "y_label": "Predicted"}})
-    return {"plots": plots}
+    return {"metrics": [METRICS_FILE.name], "plots": plots}
 
 
 def evaluate_and_export(model, classifier, size, batch_size, out_dir, plot_titles):
     """Evaluate `model` on the three subsets, then write the classifier, predictions, metrics and
-    the dvc.yaml of their plots (`plot_titles`: plots_definition's curves and confusion)."""
+    the dvc.yaml that declares them (`plot_titles`: results_definition's curves and confusion)."""
     start = time.perf_counter()
     results = {}
     for subset in ("train", "validation"):
@@ -140,5 +141,5 @@ def evaluate_and_export(model, classifier, size, batch_size, out_dir, plot_title
     write_json(out_dir / PREDICTIONS_FILE.name, predictions)
     write_json(out_dir / METRICS_FILE.name, metrics)
     with atomic_path(out_dir / "dvc.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(plots_definition(*plot_titles), sort_keys=False))
+        tmp.write_text(yaml.safe_dump(results_definition(*plot_titles), sort_keys=False))
     print(f"time: evaluation and export in {time.perf_counter() - start:.1f} s")

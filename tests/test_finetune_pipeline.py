@@ -126,6 +126,7 @@ def test_its_plots_are_committed_with_it_and_its_model_is_registered_by_name(pip
     project, _, _ = pipelines
     for folder in ("augmented", "finetuned"):
         definitions = yaml.safe_load((project / "finetune" / folder / "dvc.yaml").read_text())
+        assert definitions["metrics"] == ["metrics.json"]
         titles = [title for plot in definitions["plots"] for title in plot]
         assert len(titles) == 3 and titles[-1].startswith("Confusion matrix"), titles
     commit(project, "fine-tuned")

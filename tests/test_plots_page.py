@@ -63,6 +63,15 @@ def test_dvc_plots_show_after_repro_prints_no_warning(project):
     assert "failed to load" not in output and "WARNING" not in output, output
 
 
+def test_dvc_metrics_show_and_diff_print_no_warning_either(project):
+    """The finetune pipeline's metrics, like its plots, are declared only once it has run."""
+    for command in (["show"], ["diff", "HEAD~1"]):
+        result = subprocess.run([sys.executable, "-m", "dvc", "metrics", *command], cwd=project,
+                                env=subprocess_env(), text=True, capture_output=True)
+        assert result.returncode == 0 and "failed to load" not in result.stdout + result.stderr, result
+        assert "metrics.json" in result.stdout
+
+
 def test_the_page_inlines_the_vega_libraries(project):
     plots(project, "show")
     page = (project / "dvc_plots/index.html").read_text()
