@@ -36,9 +36,9 @@ from PIL import Image, ImageOps
 from dogs_vs_cats.download import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
-COPIED = ["stages", "dogs_vs_cats", "dvc.yaml", "data/dvc.yaml", "finetune/dvc.yaml", "params.yaml",
+COPIED = ["stages", "dogs_vs_cats", "dvc.yaml", "params.yaml",
           ".dvcignore", ".gitignore", "weights/.gitignore"]
-MAIN_STAGES = ["check", "data/dvc.yaml:download", "split"]
+MAIN_STAGES = ["check", "download", "split"]
 CONV_STAGES = ["quantize", "extract@train", "extract@validation", "extract@test", "train", "plots"]
 
 # Runs one command and prints the peak RSS of its process tree (Linux and macOS: ru_maxrss of the

@@ -2,7 +2,7 @@
 
     core/           what every stage uses: paths, the class list, params.yaml, atomic writes, errors,
                     and TensorFlow made quiet and deterministic (core/runtime.py)
-    download        fetching the photos' archive: checked, resumable (data/dvc.yaml)
+    download        fetching the photos' archive: checked, resumable (the download stage)
     raw_photos      the raw photos from a folder or straight out of a zip archive; archives not to trust
     images          decoding image files, judging which are usable, tf.data batches of them
     splitting       finding the raw photos of each class and cutting the train/validation/test subsets
@@ -14,7 +14,8 @@
     evaluation      metrics.json and the per-image test predictions
     figures         the training curves, ROC and precision-recall points, the misclassified gallery
     page            the page of `dvc plots show`, with the Vega libraries inlined (the page stage)
-    end_to_end      training conv base and head on images (finetune/dvc.yaml); finetuning: unfreezing
+    opt_in          the switch of augment and finetune (finetune.enabled): off, a note and no TensorFlow
+    end_to_end      training conv base and head on images (augment); finetuning: unfreezing (finetune)
     checks          every stage's parameter checks at once, for the check stage
 
 Library code raises exceptions (core.errors.UserError and its kinds, ParamError and DiskFull); the

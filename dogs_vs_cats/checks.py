@@ -10,27 +10,27 @@ from pathlib import Path
 import yaml
 
 from dogs_vs_cats.conv_base import check_conv_base, check_weights_tracked
-from dogs_vs_cats.core.layout import DVC_FILES
+from dogs_vs_cats.core.layout import DVC_FILE
 from dogs_vs_cats.core.params import ParamError
 from dogs_vs_cats.download import check_download
 from dogs_vs_cats.end_to_end import check_augment
 from dogs_vs_cats.features import check_extract
 from dogs_vs_cats.finetuning import check_finetune, check_layers
 from dogs_vs_cats.model import check_train
+from dogs_vs_cats.opt_in import check_enabled
 from dogs_vs_cats.precisions import check_calibration
 from dogs_vs_cats.splitting import check_split
 
 
-def known_keys(dvc_files=DVC_FILES):
-    """Every "section.key" that the stages other than check list among their params in the dvc.yaml files.
+def known_keys(dvc_file=DVC_FILE):
+    """Every "section.key" that the stages other than check list among their params in dvc.yaml.
 
     (dvc.yaml cannot be a dependency of a stage; the check stage tracks the whole of params.yaml.)
     """
     keys = set()
-    for dvc_file in dvc_files:
-        for name, stage in yaml.safe_load(Path(dvc_file).read_text())["stages"].items():
-            if name != "check":
-                keys.update(stage.get("do", stage).get("params", []))
+    for name, stage in yaml.safe_load(Path(dvc_file).read_text())["stages"].items():
+        if name != "check":
+            keys.update(stage.get("do", stage).get("params", []))
     return keys
 
 
@@ -55,6 +55,7 @@ def check_every_stage(params):
     check_calibration(params)  # quantize
     check_extract(params)
     check_train(params)
+    check_enabled(params)  # augment and finetune
     check_augment(params)
     check_finetune(params)
     check_layers(params)  # finetune.unfreeze names a layer of the conv base, or fits in it

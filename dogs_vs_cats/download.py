@@ -1,11 +1,15 @@
-"""Downloading the photos' archive (the download stage of data/dvc.yaml): checked, resumable.
+"""Downloading the photos' archive (the download stage): checked, resumable.
+
+The stage runs in every `dvc repro`, so that `dvc status` after it is up to date whichever photos
+the user chose: it fetches the archive only when split.raw_dir names DOWNLOAD_FILE, and otherwise
+leaves DOWNLOAD_DIR as it is (empty, or an archive fetched before, kept for a switch back).
 
 The bytes go to a hidden partial file beside the output, named after the SHA-256 they must have
 (`.photos.zip.<sha256>.part`, ignored by git), never to the output itself, which appears only once
 the whole file has the SHA-256 of download.sha256. An interrupted download (Ctrl-C, a dropped
 connection) keeps the partial file, and the next run asks the server for the rest (an HTTP range
 request); a server that answers with the whole file instead starts it again. The output is
-persistent (data/dvc.yaml): a file already there with the right SHA-256 is kept, so a change to
+persistent (dvc.yaml): a file already there with the right SHA-256 is kept, so a change to
 this code does not fetch 800 MB again. urllib honours the usual proxy variables (https_proxy,
 no_proxy, ...). No TensorFlow here.
 """
@@ -24,6 +28,7 @@ from tqdm import tqdm
 
 from dogs_vs_cats.core.atomic import DiskFull, ensure_free_space
 from dogs_vs_cats.core.errors import UserError
+from dogs_vs_cats.core.layout import DOWNLOAD_FILE
 from dogs_vs_cats.core.params import ParamError, section
 
 TIMEOUT = 60  # seconds to connect (per address of the host), and for each read
@@ -54,6 +59,12 @@ def check_download(params):
         raise ParamError("download.sha256", f"{sha256!r} is not a SHA-256 (64 hexadecimal digits)",
                          "give the archive's published SHA-256 (sha256sum prints it)")
     return url, sha256.lower()
+
+
+def downloads_photos(params):
+    """Whether split.raw_dir is the download's archive (as written, or with ./ or trailing slashes)."""
+    raw_dir = section(params, "split").get("raw_dir")
+    return isinstance(raw_dir, str) and os.path.normpath(raw_dir) == os.path.normpath(DOWNLOAD_FILE)
 
 
 def partial_path(path, sha256):

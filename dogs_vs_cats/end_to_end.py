@@ -1,4 +1,4 @@
-"""Training the conv base and the head end to end on images: what the stages of finetune/dvc.yaml share.
+"""Training the conv base and the head end to end on images: the augment stage, and what finetune shares.
 
 Unlike `train`, which fits the head once on features extracted once, `augment` and `finetune` run
 every image through the conv base at every epoch, so that each epoch sees new random flips,
@@ -6,17 +6,17 @@ rotations, zooms and shifts (Chollet, Deep Learning with Python, 5.3.1 "feature 
 augmentation" and 5.3.2 "fine-tuning"). The augmentation is Keras layers inside the training model,
 active only in training; images stream from data/split/ through tf.data, never all in memory.
 
-Each stage writes, under its own folder (AUGMENTED_DIR, FINETUNED_DIR), what `train` writes, by the
-same names:
-  classifier.keras   raw image -> probabilities and class name, as models/classifier.keras (works
-                     with predict.py --model)
-  dvclive/           the per-epoch history, through DVCLive
-  predictions.json   one row per test image: file, actual, predicted, probability
-  metrics.json       loss and accuracy on train, validation and test; on test also ROC AUC, confusion
-                     and each class's precision and recall
-  dvc.yaml           metrics.json as a metric and the plots of these files (as DVCLive writes its
-                     own): defined only once the files exist, so that before this pipeline ever
-                     ran, `dvc metrics show` and `dvc plots show` have nothing to warn about
+Both run only with finetune.enabled: true (dogs_vs_cats/opt_in.py). Each stage writes, under its own
+folder (AUGMENTED_DIR, FINETUNED_DIR), what `train` writes, by the same names:
+  model/classifier.keras      raw image -> probabilities and class name, as models/classifier.keras
+                              (works with predict.py --model); DVC-cached
+  results/dvclive/            the per-epoch history, through DVCLive
+  results/predictions.json    one row per test image: file, actual, predicted, probability
+  results/metrics.json        loss and accuracy on train, validation and test; on test also ROC AUC,
+                              confusion and each class's precision and recall
+  dvc.yaml                    metrics.json as a metric and the plots of these files (as DVCLive
+                              writes its own): defined only once the files exist, so that while the
+                              stage is off `dvc metrics show` and `dvc plots show` have nothing to warn about
 The classes are those of data/split/classes.json, with the head rule of `train` (model.build_head).
 """
 
@@ -25,14 +25,25 @@ import time
 import numpy as np
 import yaml
 
+from dogs_vs_cats.conv_base import build_conv_base, check_conv_base
 from dogs_vs_cats.core.atomic import atomic_path, write_json
 from dogs_vs_cats.core.classes import read_classes
-from dogs_vs_cats.core.layout import CLASSIFIER_FILE, LIVE_DIR, METRICS_FILE, PREDICTIONS_FILE, SPLIT_DIR
+from dogs_vs_cats.core.layout import (
+    AUGMENTED_DIR,
+    CLASSIFIER_FILE,
+    LIVE_DIR,
+    METRICS_FILE,
+    MODEL_DIR,
+    OFF_NOTE,
+    PREDICTIONS_FILE,
+    RESULTS_DIR,
+    SPLIT_DIR,
+)
 from dogs_vs_cats.core.params import fraction, integer, positive_int, positive_number
-from dogs_vs_cats.core.runtime import keras
+from dogs_vs_cats.core.runtime import keras, seed_everything
 from dogs_vs_cats.evaluation import prediction_rows, subset_metrics
 from dogs_vs_cats.images import image_dataset, list_images
-from dogs_vs_cats.model import check_head, loss_for
+from dogs_vs_cats.model import build_classifier, build_head, check_head, loss_for, preprocess_layer
 
 AUGMENTATIONS = ("rotation", "zoom", "shift")
 
@@ -100,27 +111,28 @@ def fit(model, size, settings, epochs, out_dir):
     start = time.perf_counter()
     *_, train = subset_dataset("train", size, settings["batch_size"], shuffle_seed=settings["seed"])
     *_, validation = subset_dataset("validation", size, settings["batch_size"])
-    # The plots that read the history are declared in finetune/dvc.yaml: DVCLive writes no dvc.yaml.
+    # The plots that read the history are declared in the stage's own dvc.yaml (evaluate_and_export),
+    # not by DVCLive.
     model.fit(train, validation_data=validation, epochs=epochs, verbose=2,
-                     shuffle=False,  # the dataset shuffles itself; Keras cannot shuffle a tf.data.Dataset
-                     callbacks=[DVCLiveCallback(dir=str(out_dir / LIVE_DIR.name), dvcyaml=None,
-                                                save_dvc_exp=False)])
+              shuffle=False,  # the dataset shuffles itself; Keras cannot shuffle a tf.data.Dataset
+              callbacks=[DVCLiveCallback(dir=str(out_dir / RESULTS_DIR / LIVE_DIR.name), dvcyaml=None,
+                                         save_dvc_exp=False)])
     print(f"time: {epochs} epochs in {time.perf_counter() - start:.1f} s")
 
 
 def results_definition(curves, confusion):
-    """An end-to-end stage's dvc.yaml, paths relative to its folder: metrics.json as its metrics; the
-    training curves titled "<Metric> <curves>", and the test confusion matrix titled "Confusion matrix
-    <confusion>", as its plots."""
-    history = f"{LIVE_DIR.name}/plots/metrics"
+    """An end-to-end stage's dvc.yaml, paths relative to its folder: results/metrics.json as its
+    metrics; the training curves titled "<Metric> <curves>", and the test confusion matrix titled
+    "Confusion matrix <confusion>", as its plots."""
+    history = f"{RESULTS_DIR}/{LIVE_DIR.name}/plots/metrics"
     plots = [{f"{metric.capitalize()} {curves}": {
         "template": "linear", "x": "step",
         "y": {f"{history}/{split}/{metric}.tsv": metric for split in ("train", "eval")},
         "x_label": "Epoch", "y_label": metric.capitalize()}} for metric in ("accuracy", "loss")]
     plots.append({f"Confusion matrix {confusion}": {
-        "template": "confusion", "x": "actual", "y": {PREDICTIONS_FILE.name: "predicted"},
+        "template": "confusion", "x": "actual", "y": {f"{RESULTS_DIR}/{PREDICTIONS_FILE.name}": "predicted"},
         "x_label": "Actual", "y_label": "Predicted"}})
-    return {"metrics": [METRICS_FILE.name], "plots": plots}
+    return {"metrics": [f"{RESULTS_DIR}/{METRICS_FILE.name}"], "plots": plots}
 
 
 def evaluate_and_export(model, classifier, size, batch_size, out_dir, plot_titles):
@@ -136,10 +148,40 @@ def evaluate_and_export(model, classifier, size, batch_size, out_dir, plot_title
     predictions = prediction_rows(files, labels, outputs, classes)
     metrics = subset_metrics(results, predictions, outputs, classes)
 
-    with atomic_path(out_dir / CLASSIFIER_FILE.name) as tmp:
+    for folder in (MODEL_DIR, RESULTS_DIR):  # the notes of a switched-off run
+        (out_dir / folder / OFF_NOTE).unlink(missing_ok=True)
+    with atomic_path(out_dir / MODEL_DIR / CLASSIFIER_FILE.name) as tmp:
         classifier.save(tmp)
-    write_json(out_dir / PREDICTIONS_FILE.name, predictions)
-    write_json(out_dir / METRICS_FILE.name, metrics)
+    write_json(out_dir / RESULTS_DIR / PREDICTIONS_FILE.name, predictions)
+    write_json(out_dir / RESULTS_DIR / METRICS_FILE.name, metrics)
     with atomic_path(out_dir / "dvc.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(results_definition(*plot_titles), sort_keys=False))
     print(f"time: evaluation and export in {time.perf_counter() - start:.1f} s")
+
+
+def train_augmented(params: dict) -> None:
+    """The augment stage: the head of `train` on the frozen conv base, end to end on augmented images.
+
+    The conv base of `conv_base` (frozen) and the head of `train` (train.units, train.dropout,
+    RMSprop at finetune.head_learning_rate) in one model behind random flips, rotations, zooms and
+    shifts, for finetune.head_epochs epochs; written to AUGMENTED_DIR, where `finetune` starts from.
+
+    Args:
+        params: params.yaml, as core.params.load_params reads it.
+    """
+    head_params, settings = check_augment(params)
+    conv_params = check_conv_base(params)
+    classes = read_classes()
+    conv_base, preprocess_input = build_conv_base(conv_params, "float32")  # frozen
+    seed_everything(settings["seed"])  # after build_conv_base, which seeds for its own initialisation
+    head = build_head(conv_base.output_shape[1:], head_params["units"], head_params["dropout"],
+                      settings["learning_rate"], classes)
+    size = conv_params["input_size"]
+    model = end_to_end_model(preprocess_layer(preprocess_input), conv_base, head,
+                             augmentation(settings, settings["seed"]), settings["learning_rate"])
+    print(f"augment: {conv_base.name} (frozen) + head")
+    fit(model, size, settings, settings["epochs"], AUGMENTED_DIR)
+    # The export shares the trained layers: resizing, preprocessing, conv base and head, no augmentation.
+    classifier = build_classifier(conv_base, preprocess_input, head, classes)
+    evaluate_and_export(model, classifier, size, settings["batch_size"], AUGMENTED_DIR,
+                        plot_titles=("with augmentation (frozen conv base)", "(test, augmentation)"))

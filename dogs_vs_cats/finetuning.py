@@ -1,4 +1,4 @@
-"""Fine-tuning the top of the conv base (the finetune stage): which layers unfreeze, and unfreezing them.
+"""Fine-tuning the top of the conv base (the finetune stage): which layers, unfreezing them, training.
 
 finetune.unfreeze is a layer name of the conv base (that layer and every one above it: block5_conv1,
 the book's block5 of VGG16; block_13_expand for MobileNetV2) or a number N (its last N layers).
@@ -8,9 +8,10 @@ BatchNormalization layers stay frozen, in inference mode, with the statistics th
 import difflib
 
 from dogs_vs_cats.conv_base import check_conv_base, layer_names
+from dogs_vs_cats.core.layout import AUGMENTED_DIR, CLASSIFIER_FILE, FINETUNED_DIR, MODEL_DIR
 from dogs_vs_cats.core.params import ParamError, positive_int, positive_number, section
-from dogs_vs_cats.core.runtime import keras
-from dogs_vs_cats.end_to_end import check_training
+from dogs_vs_cats.core.runtime import keras, seed_everything
+from dogs_vs_cats.end_to_end import augmentation, check_training, end_to_end_model, evaluate_and_export, fit
 
 
 def check_finetune(params):
@@ -66,3 +67,32 @@ def unfreeze(conv_base, first):
     conv_base.trainable = True
     for index, layer in enumerate(conv_base.layers):
         layer.trainable = index >= first and not isinstance(layer, keras.layers.BatchNormalization)
+
+
+def fine_tune(params: dict) -> None:
+    """The finetune stage: the top of the conv base and the head of augment's model, on augmented images.
+
+    Starts from the model `augment` trained, whose head already fits the frozen conv base (a random
+    head would send large gradients into the pretrained layers), unfreezes finetune.unfreeze and
+    trains at finetune.learning_rate for finetune.epochs epochs; written to FINETUNED_DIR.
+
+    Args:
+        params: params.yaml, as core.params.load_params reads it.
+    """
+    settings = check_finetune(params)
+    seed_everything(settings["seed"])
+    classifier = keras.models.load_model(AUGMENTED_DIR / MODEL_DIR / CLASSIFIER_FILE.name)
+    conv_base = conv_base_of(classifier)
+    names = [layer.name for layer in conv_base.layers]
+    first = first_unfrozen(names, settings["unfreeze"], conv_base.name)
+    unfreeze(conv_base, first)
+    # Seeds above the four of augment's layers: the fine-tuning epochs see other random images.
+    model = end_to_end_model(classifier.get_layer("preprocess"), conv_base, classifier.get_layer("head"),
+                             augmentation(settings, settings["seed"] + 4), settings["learning_rate"])
+    print(f"finetune: {conv_base.name} from {names[first]} ({len(names) - first} of {len(names)} layers) "
+          "+ head")
+    size = conv_base.input_shape[1]
+    fit(model, size, settings, settings["epochs"], FINETUNED_DIR)
+    conv_base.trainable = False  # exported as models/classifier.keras is: a frozen conv base
+    evaluate_and_export(model, classifier, size, settings["batch_size"], FINETUNED_DIR,
+                        plot_titles=("while fine-tuning", "(test, fine-tuned)"))

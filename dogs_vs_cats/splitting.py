@@ -42,7 +42,7 @@ FLAT, FOLDERS = "flat", "folders"  # the two layouts
 def check_split(params):
     """The split parameters, checked: (raw_dir, counts per subset, seed, classes or None for all).
 
-    split.raw_dir may be the download stage's output before that stage has run (data/dvc.yaml).
+    split.raw_dir may be the download stage's archive before that stage has run.
     """
     raw_dir = section(params, "split").get("raw_dir")
     if raw_dir is None or not (Path(str(raw_dir)).exists() or Path(str(raw_dir)) == DOWNLOAD_FILE):

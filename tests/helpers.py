@@ -34,7 +34,7 @@ needs_shared = pytest.mark.skipif(
 
 # Small, fast settings: random seeded VGG16 (no download), tiny inputs, float32 everywhere.
 TEST_PARAMS = {
-    # Never used unless split.raw_dir is data/photos.zip: a port of 127.0.0.1 where nothing listens.
+    # Never used unless split.raw_dir is data/download/photos.zip: a port of 127.0.0.1 where nothing listens.
     "download": {"url": "http://127.0.0.1:9/photos.zip", "sha256": "0" * 64},
     "split": {"raw_dir": "data/raw", "train": 3, "validation": 2, "test": 2, "seed": 42, "classes": None},
     "conv_base": {"name": "vgg16", "weights": None, "input_size": 32, "seed": 0},
@@ -42,7 +42,7 @@ TEST_PARAMS = {
     "quantize": {"images": 4},
     "train": {"units": 16, "dropout": 0.5, "learning_rate": 1.0e-3, "epochs": 2,
               "batch_size": 4, "seed": 42, "class_weight": None},
-    "finetune": {"batch_size": 4, "seed": 42, "rotation": 0.1, "zoom": 0.2, "shift": 0.1,
+    "finetune": {"enabled": False, "batch_size": 4, "seed": 42, "rotation": 0.1, "zoom": 0.2, "shift": 0.1,
                  "head_epochs": 1, "head_learning_rate": 1.0e-3, "unfreeze": 4,
                  "epochs": 1, "learning_rate": 1.0e-4},
 }
@@ -114,9 +114,6 @@ def copy_project(directory):
     """Copy the pipelines' code and definitions (not data, not results) into `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for pipeline in ("data/dvc.yaml", "finetune/dvc.yaml"):  # the download, the opt-in pipeline
-        (directory / pipeline).parent.mkdir(exist_ok=True)
-        shutil.copy2(REPO / pipeline, directory / pipeline)
     for package in ("stages", "dogs_vs_cats"):  # the entry points and the library they import
         shutil.copytree(REPO / package, directory / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))

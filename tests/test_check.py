@@ -8,12 +8,12 @@ import yaml
 
 from dogs_vs_cats.checks import check_keys, known_keys
 from dogs_vs_cats.core.errors import run_stage
-from dogs_vs_cats.core.layout import CHECKED_FILE, DVC_FILES
+from dogs_vs_cats.core.layout import CHECKED_FILE, DVC_FILE
 from dogs_vs_cats.core.params import ParamError
 from helpers import REPO, TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
 from stages import check
 
-KNOWN = known_keys([REPO / path for path in DVC_FILES])
+KNOWN = known_keys(REPO / DVC_FILE)
 
 
 def test_known_keys_are_every_key_the_stages_read():
@@ -91,10 +91,10 @@ def test_the_stage_prints_one_line_and_exits_1(tmp_path):
 
 
 def test_the_download_s_output_may_not_exist_yet(tmp_path, monkeypatch):
-    """split.raw_dir: data/photos.zip is made by the download stage, which runs after check."""
+    """split.raw_dir: data/download/photos.zip is made by the download stage, which runs after check."""
     project = copy_project(tmp_path / "project")
     monkeypatch.chdir(project)
-    write_params(project, {"split": {"raw_dir": "data/photos.zip"}})
+    write_params(project, {"split": {"raw_dir": "data/download/photos.zip"}})
     check.main()
     write_params(project, {"split": {"raw_dir": "data/other.zip"}})
     with pytest.raises(ParamError, match=r"split\.raw_dir: no folder or \.zip archive at 'data/other\.zip'"):

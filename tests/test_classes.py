@@ -92,7 +92,7 @@ def test_class_folders_in_two_places_with_other_classes_are_refused():
 @pytest.mark.parametrize("value", [["cat"], "cat", [], ["cat", "Cat"], ["cat", None], ["a/b", "c"], 3])
 def test_a_bad_class_list_names_the_parameter(value):
     with pytest.raises(ParamError, match=r"params\.yaml split\.classes: must be null or a list"):
-        check_split(merged(TEST_PARAMS, {"split": {"classes": value, "raw_dir": "data/photos.zip"}}))
+        check_split(merged(TEST_PARAMS, {"split": {"classes": value, "raw_dir": "data/download/photos.zip"}}))
 
 
 # --- Bad layouts: one line naming the cause, the previous split kept ------------------------------

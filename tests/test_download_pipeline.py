@@ -1,6 +1,6 @@
 """End to end: a fresh project whose only change is where the archive comes from (127.0.0.1).
 
-`dvc repro` with the default split.raw_dir downloads the archive (data/dvc.yaml), splits it
+`dvc repro` with the default split.raw_dir downloads the archive (the download stage), splits it
 without unpacking it, extracts and trains. One project (module scope) is built and reproduced
 once; each test leaves it reproduced. With ../shared, a second project does the same on real
 photos with the pretrained MobileNetV2.
@@ -36,7 +36,7 @@ from helpers import (
 
 pytestmark = pytest.mark.e2e
 
-DOWNLOAD = "data/dvc.yaml:download"  # as DVC names a stage of another dvc.yaml
+DOWNLOAD = "download"
 
 REPOSITORY_PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 DEFAULT_RAW_DIR = REPOSITORY_PARAMS["split"]["raw_dir"]
@@ -75,7 +75,7 @@ def downloaded(tmp_path_factory):
     with serving(archive, drop_after=100_000) as server:
         project = new_project(tmp_path_factory.mktemp("download"), archive, server)
         first = failed_repro(project)
-        left = sorted(path.name for path in (project / "data").iterdir())
+        left = sorted(path.name for path in (project / DOWNLOAD_FILE.parent).iterdir())
         partial_size = (project / partial_path(DOWNLOAD_FILE, sha256_of(archive))).stat().st_size
         run(project, "git", "add", "-A")
         staged = run(project, "git", "diff", "--cached", "--name-only").splitlines()
@@ -100,18 +100,20 @@ def test_the_next_repro_resumes_then_splits_extracts_and_trains(downloaded):
     report = json.loads((project / "data/split/report.json").read_text())
     assert report["usable"] == {"cat": 300, "dog": 300}
     assert report["skipped_files"] == {
-        "empty file": ["data/photos.zip/PetImages/Cat/0.jpg"],
+        "empty file": ["data/download/photos.zip/PetImages/Cat/0.jpg"],
         "not a readable image (corrupt, truncated or not an image format extract reads)":
-            ["data/photos.zip/PetImages/Dog/0.jpg", "data/photos.zip/PetImages/Dog/Thumbs.db"],
-        "name matches no class": ["data/photos.zip/readme[1].txt"]}
+            ["data/download/photos.zip/PetImages/Dog/0.jpg",
+             "data/download/photos.zip/PetImages/Dog/Thumbs.db"],
+        "name matches no class": ["data/download/photos.zip/readme[1].txt"]}
 
 
 def test_the_archive_is_cached_by_dvc_and_ignored_by_git(downloaded):
     project, server = downloaded["project"], downloaded["server"]
-    lock = yaml.safe_load((project / "data/dvc.lock").read_text())
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
     out = lock["stages"]["download"]["outs"][0]
-    assert out["path"] == str(DOWNLOAD_FILE) and out["md5"] == hashlib.md5(server.data).hexdigest()
-    assert (project / ".dvc/cache/files/md5" / out["md5"][:2] / out["md5"][2:]).is_file()
+    assert out["path"] == str(DOWNLOAD_FILE.parent) and out["nfiles"] == 1
+    md5 = hashlib.md5(server.data).hexdigest()
+    assert (project / ".dvc/cache/files/md5" / md5[:2] / md5[2:]).is_file()
     run(project, "git", "check-ignore", "-q", str(DOWNLOAD_FILE))
     requests = len(server.requests)
     assert repro(project) == [] and len(server.requests) == requests  # nothing downloaded again
@@ -122,7 +124,7 @@ def sha256_of(data):
 
 
 def partial_files(project):
-    return list((project / "data").glob(".*.part"))
+    return list((project / DOWNLOAD_FILE.parent).glob(".*.part"))
 
 
 def up_to_date_again(project, server):
@@ -134,7 +136,7 @@ def up_to_date_again(project, server):
 
 
 def test_a_change_to_its_code_reruns_the_stage_but_fetches_nothing(downloaded):
-    """The archive persists (data/dvc.yaml): a file with the right SHA-256 is kept, and split,
+    """The archive persists (dvc.yaml): a file with the right SHA-256 is kept, and split,
     whose dependency did not change, does not rerun."""
     project, server = downloaded["project"], downloaded["server"]
     module = project / "dogs_vs_cats/download.py"
@@ -181,13 +183,21 @@ def test_no_server_is_the_offline_message_within_two_minutes(downloaded):
     up_to_date_again(project, server)
 
 
-def test_a_folder_in_raw_dir_never_downloads(downloaded):
+def test_a_folder_in_raw_dir_never_downloads_and_leaves_every_dvc_command_clean(downloaded):
+    """The download stage runs and fetches nothing; the archive fetched before stays for a switch back."""
     project, server = downloaded["project"], downloaded["server"]
     make_raw(project / "mine", 9)
     requests = len(server.requests)
     update_params(project, {"split": {"raw_dir": "mine"}, "download": {"url": "http://127.0.0.1:9/x.zip"}})
     ran = repro(project)
-    assert DOWNLOAD not in ran and "split" in ran and len(server.requests) == requests
+    assert DOWNLOAD in ran and "split" in ran and len(server.requests) == requests
+    assert (project / DOWNLOAD_FILE).read_bytes() == server.data
+    assert "Data and pipelines are up to date" in dvc(project, "status")
+    (project / "models/classifier.keras").unlink()
+    result = subprocess.run([sys.executable, "-m", "dvc", "checkout"], cwd=project, env=subprocess_env(),
+                            text=True, capture_output=True)
+    assert result.returncode == 0 and "ERROR" not in result.stderr and "WARNING" not in result.stderr, result
+    assert (project / "models/classifier.keras").is_file()
 
 
 @needs_shared

@@ -1,5 +1,4 @@
-"""dvc.yaml, data/dvc.yaml and finetune/dvc.yaml declare what each stage reads: every module it imports, every
-parameter key it uses."""
+"""dvc.yaml declares what each stage reads: every module it imports, every parameter key it uses."""
 
 import ast
 import re
@@ -10,9 +9,7 @@ import yaml
 
 from helpers import REPO
 
-DVC_FILES = ("dvc.yaml", "data/dvc.yaml", "finetune/dvc.yaml")  # main, its download, the opt-in one
-STAGES = {name: stage for path in DVC_FILES
-          for name, stage in yaml.safe_load((REPO / path).read_text())["stages"].items()}
+STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 
 PACKAGES = ("stages", "dogs_vs_cats")  # the stage entry points and the library
@@ -108,29 +105,18 @@ def test_params_are_listed_key_by_key(name, stage):
         assert isinstance(param, str) and param.count(".") == 1, f"{name}: {param}"
 
 
-def test_stage_names_are_unique_across_the_pipelines():
-    assert len(STAGES) == sum(len(yaml.safe_load((REPO / path).read_text())["stages"]) for path in DVC_FILES)
-
-
 def test_no_stage_but_those_that_build_a_conv_base_read_its_module():
     """(and check, which runs every stage's parameter checks first)"""
     readers = {name for name, stage in stage_definitions() if "dogs_vs_cats/conv_base.py" in stage["deps"]}
     assert readers == {"check", "quantize", "extract", "train", "augment", "finetune"}
 
 
-def test_the_finetune_pipeline_works_from_the_repository_root():
-    """So that its paths, and the params.yaml it reads, are those of the top-level pipeline."""
-    stages = yaml.safe_load((REPO / "finetune/dvc.yaml").read_text())["stages"]
-    assert {stage.get("wdir") for stage in stages.values()} == {".."}
-
-
-def test_no_main_stage_reads_the_finetune_pipeline_but_check():
-    """Changing the opt-in pipeline's code reruns only check, whose output never changes."""
-    finetune_code = {"stages/augment.py", "stages/finetune.py", "dogs_vs_cats/end_to_end.py",
-                     "dogs_vs_cats/finetuning.py"}
-    main = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    readers = {name for name, stage in main.items() if finetune_code & set(stage.get("do", stage)["deps"])}
-    assert readers == {"check"}
+def test_no_stage_but_check_reads_the_end_to_end_code():
+    """Changing the code of augment and finetune reruns only them and check, whose output never changes."""
+    end_to_end_code = {"stages/augment.py", "stages/finetune.py", "dogs_vs_cats/end_to_end.py",
+                       "dogs_vs_cats/finetuning.py", "dogs_vs_cats/opt_in.py"}
+    readers = {name for name, stage in stage_definitions() if end_to_end_code & set(stage["deps"])}
+    assert readers == {"check", "augment", "finetune"}
 
 
 def test_quantize_reads_train_images_only():
@@ -141,11 +127,14 @@ def test_quantize_reads_train_images_only():
     assert not any(param.startswith("split.") for param in quantize["params"])
 
 
-def test_the_download_writes_the_default_raw_dir_and_nothing_depends_on_it_otherwise():
-    """DVC runs data/dvc.yaml's download before split only because split.raw_dir names its output."""
-    download = yaml.safe_load((REPO / "data/dvc.yaml").read_text())["stages"]["download"]
+def test_the_download_holds_the_default_raw_dir_and_runs_in_every_pipeline():
+    """Its folder is always there (empty with photos of your own), so `dvc status` and `dvc checkout`
+    find it whatever split.raw_dir is; split reads the archive as ${split.raw_dir}, no stage by path."""
+    download = STAGES["download"]
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    assert download["wdir"] == ".." and download["outs"] == [{params["split"]["raw_dir"]: {"persist": True}}]
-    readers = [name for name, stage in stage_definitions() if params["split"]["raw_dir"] in stage["deps"]]
-    assert readers == []  # split reads it as ${split.raw_dir}, no stage by its path
+    assert download["outs"] == [{"data/download": {"persist": True}}]
+    assert Path(params["split"]["raw_dir"]).parent == Path("data/download")
+    assert "split.raw_dir" in download["params"]
+    assert not [name for name, stage in stage_definitions()
+                if any(dep.startswith("data/download") for dep in stage["deps"])]
     assert "${split.raw_dir}" in STAGES["split"]["deps"]

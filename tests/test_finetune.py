@@ -1,6 +1,8 @@
 """stages/augment.py, stages/finetune.py and what they share (dogs_vs_cats/end_to_end.py, finetuning.py)."""
 
 import json
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -12,18 +14,49 @@ from dogs_vs_cats.core.layout import (
     CLASSES_FILE,
     CLASSIFIER_FILE,
     FINETUNED_DIR,
+    MODEL_DIR,
+    OFF_NOTE,
     PREDICTIONS_FILE,
+    RESULTS_DIR,
     SPLIT_DIR,
 )
 from dogs_vs_cats.core.params import ParamError
 from dogs_vs_cats.end_to_end import augmentation, check_augment, end_to_end_model, subset_dataset
 from dogs_vs_cats.finetuning import check_finetune, check_layers, conv_base_of, first_unfrozen, unfreeze
 from dogs_vs_cats.model import build_classifier, build_head, class_names
-from helpers import CLASSES, TEST_PARAMS, make_raw, merged, write_params
+from dogs_vs_cats.opt_in import check_enabled
+from helpers import CLASSES, REPO, TEST_PARAMS, make_raw, merged, subprocess_env, write_params
 from stages import augment, finetune
 
-MODEL_FILE, METRICS_FILE = CLASSIFIER_FILE.name, "metrics.json"  # in each stage's folder
+# In each stage's folder:
+MODEL_FILE, METRICS_FILE = MODEL_DIR / CLASSIFIER_FILE.name, RESULTS_DIR / "metrics.json"
 SETTINGS = check_finetune(TEST_PARAMS)
+ON = {"finetune": {"enabled": True}}
+
+
+@pytest.mark.parametrize("value", [None, "yes", 1, 0])
+def test_the_switch_is_true_or_false(value):
+    with pytest.raises(ParamError, match=r"params\.yaml finetune\.enabled: must be true or false, got "):
+        check_enabled(merged(TEST_PARAMS, {"finetune": {"enabled": value}}))
+
+
+def test_switched_off_the_stages_write_a_note_and_no_model_without_loading_tensorflow(project):
+    """They run in every `dvc repro`: off, in a fresh Python, no TensorFlow, no model, no metrics."""
+    write_params(project)  # finetune.enabled: false, and no images at all
+    for stage_dir in (AUGMENTED_DIR, FINETUNED_DIR):  # what a run with it on left
+        (stage_dir / RESULTS_DIR).mkdir(parents=True)
+        (stage_dir / "dvc.yaml").write_text("metrics: [results/metrics.json]\n")
+    code = ("import sys; from stages import augment, finetune; augment.main(); finetune.main(); "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TensorFlow loaded'")
+    result = subprocess.run([sys.executable, "-c", code], cwd=project, text=True, capture_output=True,
+                            env=dict(subprocess_env(), PYTHONPATH=str(REPO)))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("switched off: finetune.enabled is false") == 2, result.stdout
+    for stage_dir in (AUGMENTED_DIR, FINETUNED_DIR):
+        for folder in (MODEL_DIR, RESULTS_DIR):  # a note, not an empty folder, which DVC warns about
+            assert [path.name for path in (stage_dir / folder).iterdir()] == [OFF_NOTE.name]
+            assert "dvc exp run -S finetune.enabled=true" in (stage_dir / folder / OFF_NOTE).read_text()
+        assert not (stage_dir / "dvc.yaml").exists()  # no metrics or plots declared
 
 
 @pytest.mark.parametrize("key, value", [
@@ -140,7 +173,7 @@ def test_batch_normalization_stays_frozen_in_the_unfrozen_top():
 
 
 def test_main_checks_params_before_any_work(project):
-    write_params(project, {"finetune": {"head_epochs": 0}})  # and no images at all
+    write_params(project, {"finetune": {"enabled": True, "head_epochs": 0}})  # and no images at all
     with pytest.raises(ParamError, match=r"finetune\.head_epochs"):
         augment.main()
     assert not (AUGMENTED_DIR / MODEL_FILE).exists()
@@ -156,7 +189,7 @@ def test_the_stages_write_models_metrics_predictions_and_history(project, classe
             target.parent.mkdir(parents=True, exist_ok=True)
             path.rename(target)
     CLASSES_FILE.write_text(json.dumps(classes))
-    write_params(project)
+    write_params(project, ON)
     augment.main()
     finetune.main()
 
@@ -165,12 +198,12 @@ def test_the_stages_write_models_metrics_predictions_and_history(project, classe
         metrics = json.loads((out_dir / METRICS_FILE).read_text())
         assert set(metrics) == {"train", "validation", "test"} and "roc_auc" in metrics["test"]
         assert list(metrics["test"]["per_class"]) == list(classes)
-        predictions = json.loads((out_dir / PREDICTIONS_FILE.name).read_text())
+        predictions = json.loads((out_dir / RESULTS_DIR / PREDICTIONS_FILE.name).read_text())
         assert [row["file"] for row in predictions] == [
             f"data/split/test/{class_name}/{n}.jpg" for class_name in classes for n in (1, 2)]
         counts = metrics["test"]["confusion"].values()
         assert sum(count if units == 1 else sum(count.values()) for count in counts) == 2 * len(classes)
-        rows = (out_dir / "dvclive/plots/metrics/eval/accuracy.tsv").read_text().splitlines()
+        rows = (out_dir / RESULTS_DIR / "dvclive/plots/metrics/eval/accuracy.tsv").read_text().splitlines()
         assert len(rows) == 1 + 1  # header + one epoch
         classifier = keras.models.load_model(out_dir / MODEL_FILE)
         assert [layer.name for layer in classifier.layers[1:3]] == ["resize", "preprocess"]

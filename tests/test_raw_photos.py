@@ -169,4 +169,4 @@ def test_hostile_members_are_skipped_with_their_reason(project, tmp_path):
 @pytest.mark.parametrize("train", ["all", 0, 2.5])
 def test_a_bad_train_count_says_rest_is_allowed(train):
     with pytest.raises(ParamError, match=r"split\.train: must be a whole number above 0 or 'rest'"):
-        check_split(merged(TEST_PARAMS, {"split": {"train": train, "raw_dir": "data/photos.zip"}}))
+        check_split(merged(TEST_PARAMS, {"split": {"train": train, "raw_dir": "data/download/photos.zip"}}))

@@ -1,4 +1,4 @@
-"""Where the pipelines keep their files: every path that dvc.yaml and finetune/dvc.yaml declare.
+"""Where the pipeline keeps its files: every path that dvc.yaml declares.
 
 Every stage imports this module (dogs_vs_cats/core is in every stage's deps); it imports nothing,
 so it is cheap.
@@ -7,12 +7,13 @@ so it is cheap.
 from pathlib import Path
 
 PARAMS_FILE = Path("params.yaml")
-# The main pipeline, the download it runs first when split.raw_dir is DOWNLOAD_FILE, the opt-in one.
-DVC_FILES = (Path("dvc.yaml"), Path("data/dvc.yaml"), Path("finetune/dvc.yaml"))
+DVC_FILE = Path("dvc.yaml")  # every stage; the end-to-end ones write a dvc.yaml of their plots too
 SUBSETS = ("train", "validation", "test")
 
 CHECKED_FILE = Path("data/params.checked")        # check: a constant stamp that orders the stages
-DOWNLOAD_FILE = Path("data/photos.zip")           # download (data/dvc.yaml): the photos' archive
+DOWNLOAD_DIR = Path("data/download")             # download: the photos' archive, or nothing
+DOWNLOAD_FILE = DOWNLOAD_DIR / "photos.zip"       # download: there when split.raw_dir names it
+NOT_DOWNLOADED = DOWNLOAD_DIR / "not_downloaded.txt"  # download: there when it names other photos
 WEIGHTS_DIR = Path("weights")                     # local conv-base weights files: a dependency
 SPLIT_DIR = Path("data/split")                    # split: <subset>/<class>/<image>
 SPLIT_REPORT = SPLIT_DIR / "report.json"          # split: skipped files and why
@@ -33,9 +34,12 @@ PLOTS_DIR = Path("plots")                         # plots: {accuracy,loss}.png, 
 GALLERY_FILE = PLOTS_DIR / "misclassified.jpg"    # plots: the most confidently wrong test images
 PAGE_TEMPLATE = PLOTS_DIR / "page_template.html"  # page: the offline page of `dvc plots show` (.dvc/config)
 
-# finetune/dvc.yaml: each of its stages writes, under its own folder, what train writes, by the same
-# names (classifier.keras, metrics.json, predictions.json, dvclive/).
+# The end-to-end stages, augment and finetune (finetune.enabled): each writes under its own folder
+# what train writes, by the same names. model/ (DVC-cached) holds classifier.keras; results/ (git)
+# holds metrics.json, predictions.json and dvclive/; dvc.yaml beside them declares their metrics
+# and plots. Switched off, a stage writes only OFF_NOTE, in model/ and in results/.
 FINETUNE_DIR = Path("finetune")
 AUGMENTED_DIR = FINETUNE_DIR / "augmented"        # augment: the head on the frozen conv base
 FINETUNED_DIR = FINETUNE_DIR / "finetuned"        # finetune: the top of the conv base unfrozen too
-
+MODEL_DIR, RESULTS_DIR = Path("model"), Path("results")  # in each of those folders
+OFF_NOTE = Path("off.txt")                        # in both, while finetune.enabled is false
