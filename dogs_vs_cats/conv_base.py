@@ -42,10 +42,23 @@ def check_conv_base(params):
     positive_int(params, "conv_base.input_size")
     weights = local_weights(params)
     if weights is not None and not Path(weights).is_file():
+        if Path(f"{weights}.dvc").is_file():  # a clone, or a folder remote not pulled from yet
+            raise ParamError("conv_base.weights", f"no weights file at {weights!r}, which DVC tracks",
+                             f"run `dvc pull {weights}.dvc` to fetch it from the DVC remote")
         raise ParamError("conv_base.weights", f"no weights file at {weights!r}",
                          "give the path of a local weights file, 'imagenet' to download them, "
                          "or null for random initialisation")
     return conv_params
+
+
+def untracked_weights(params: dict) -> Path | None:
+    """The local weights file of conv_base.weights when DVC does not track it (no NAME.dvc beside it).
+
+    Such a file exists in this workspace only: queued experiments (a copy of what git and DVC
+    track), a collaborator's clone and `dvc artifacts get` go without it.
+    """
+    weights = local_weights(params)
+    return Path(weights) if weights is not None and not Path(f"{weights}.dvc").is_file() else None
 
 
 def check_weights_tracked(params):
