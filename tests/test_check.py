@@ -10,7 +10,7 @@ from dogs_vs_cats.checks import check_keys, known_keys
 from dogs_vs_cats.core.errors import run_stage
 from dogs_vs_cats.core.layout import CHECKED_FILE, DVC_FILE
 from dogs_vs_cats.core.params import ParamError
-from helpers import REPO, TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
+from helpers import REPO, TEST_PARAMS, copy_project, make_raw, merged, run, subprocess_env, write_params
 from stages import check
 
 KNOWN = known_keys(REPO / DVC_FILE)
@@ -122,3 +122,28 @@ def test_a_weights_file_outside_weights_is_refused_with_the_copy_to_make(tmp_pat
         write_params(project, {"conv_base": {"weights": inside}})
         check.main()
         assert CHECKED_FILE.exists()
+
+
+def test_an_untracked_weights_file_gets_the_dvc_add_that_shares_it(tmp_path, monkeypatch, capsys):
+    """Queued experiments and clones see only what git and DVC track: a note, and the one line to run."""
+    project = copy_project(tmp_path / "project")
+    monkeypatch.chdir(project)
+    make_raw(project / "data/raw", 2)
+    (project / "weights/base.weights.h5").write_bytes(b"weights")
+    write_params(project, {"conv_base": {"weights": "weights/base.weights.h5"}})
+    check.main()
+    assert ("note: DVC does not track weights/base.weights.h5, so queued experiments and clones go "
+            "without it; `dvc add weights/base.weights.h5` tracks it") in capsys.readouterr().out
+    run(project, "git", "init", "-q")  # git must let the .dvc file in: weights/.gitignore
+    run(project, "git", "check-ignore", "-q", "weights/base.weights.h5")
+    result = subprocess.run(["git", "check-ignore", "-q", "weights/base.weights.h5.dvc"], cwd=project)
+    assert result.returncode == 1, "weights/.gitignore hides the .dvc file from git"
+
+    (project / "weights/base.weights.h5.dvc").write_text("outs:\n- path: base.weights.h5\n")
+    check.main()
+    assert "note:" not in capsys.readouterr().out
+    (project / "weights/base.weights.h5").unlink()  # a fresh clone before `dvc pull`
+    tracked = (r"conv_base\.weights: no weights file at 'weights/base\.weights\.h5', which DVC tracks\. "
+               r"Fix: run `dvc pull weights/base\.weights\.h5\.dvc`")
+    with pytest.raises(ParamError, match=tracked):
+        check.main()
