@@ -75,20 +75,29 @@ def check_weights_tracked(params):
                          f"copy it into {WEIGHTS_DIR}/ and set conv_base.weights: {WEIGHTS_DIR}/{name}")
 
 
-def layer_names(conv_params):
-    """The layer names of the conv base that the conv_base params describe, input layer first.
+def weightless_conv_base(conv_params):
+    """The conv base that the conv_base params describe, without weights: quick to build, for its shapes.
 
-    Builds it without weights, which is quick, and so also checks that the model accepts
-    conv_base.input_size (MobileNetV2, for one, refuses inputs below 32x32).
+    Also checks that the model accepts conv_base.input_size (MobileNetV2, for one, refuses inputs
+    below 32x32).
     """
     size = conv_params["input_size"]
     try:
-        conv_base = conv_base_module(conv_params["name"])[1](include_top=False, weights=None,
-                                                              input_shape=(size, size, 3))
+        return conv_base_module(conv_params["name"])[1](include_top=False, weights=None,
+                                                        input_shape=(size, size, 3))
     except ValueError as error:
         raise ParamError("conv_base.input_size", f"{conv_params['name']} cannot take {size}x{size} "
                          f"images ({error})", "use a larger size, e.g. 150") from error
-    return [layer.name for layer in conv_base.layers]
+
+
+def layer_names(conv_params):
+    """The layer names of the conv base that the conv_base params describe, input layer first."""
+    return [layer.name for layer in weightless_conv_base(conv_params).layers]
+
+
+def feature_shape(conv_params: dict) -> tuple:
+    """The shape of one image's features, (4, 4, 512) for VGG16 at 150, whatever engine or precision."""
+    return tuple(weightless_conv_base(conv_params).output_shape[1:])
 
 
 def build_conv_base(conv_params, precision="float32"):

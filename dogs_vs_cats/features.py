@@ -7,7 +7,6 @@ data/features/<subset>/ holds
 """
 
 import numpy as np
-from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter  # its order, not a copy
 
 from dogs_vs_cats.conv_base import check_conv_base
 from dogs_vs_cats.core.atomic import atomic_path, ensure_free_space
@@ -24,9 +23,15 @@ def check_extract(params):
 
 
 def extract_features(run, feature_shape, dataset, count, out_file):
-    """Run the engine `run` over `dataset`, writing `count` rows of features to out_file (.npy).
+    """Run the engine `run` over the image batches of `dataset`, writing `count` rows to out_file (.npy)."""
+    write_feature_rows((run(images) for images in dataset), feature_shape, count, out_file)
 
-    Each batch is appended to the file as it comes, so memory holds one batch, however many images.
+
+def write_feature_rows(feature_batches, feature_shape, count, out_file):
+    """Write `count` rows of features to out_file (.npy), appending each batch as it comes.
+
+    Memory holds one batch, however many images: `feature_batches` is any iterable of arrays (the
+    engine run in this process, or results streamed back from Ray: dogs_vs_cats/runners.py).
     """
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
               "shape": (count, *feature_shape)}
@@ -34,8 +39,8 @@ def extract_features(run, feature_shape, dataset, count, out_file):
     done = 0
     with open(out_file, "wb") as f:
         np.lib.format.write_array_header_1_0(f, header)
-        for images in dataset:
-            batch = run(images).astype(np.float32, copy=False)
+        for batch in feature_batches:
+            batch = np.asarray(batch).astype(np.float32, copy=False)
             f.write(batch.tobytes())
             done += len(batch)
             progress.update(done)
@@ -43,12 +48,15 @@ def extract_features(run, feature_shape, dataset, count, out_file):
         raise RuntimeError(f"extracted {done} images, expected {count}")
 
 
-def write_features(run, feature_shape, dataset, files, labels, out_dir):
-    """Write out_dir/{features.npy, labels.npy, files.txt} for `files`, whole or not at all."""
+def write_features(feature_batches, feature_shape, files, labels, out_dir):
+    """Write out_dir/{features.npy, labels.npy, files.txt} for `files`, whole or not at all.
+
+    `feature_batches` gives the features of `files`, in order, batch by batch.
+    """
     ensure_free_space(out_dir.parent, len(files) * 4 * int(np.prod(feature_shape)))  # float32
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        extract_features(run, feature_shape, dataset, len(files), tmp / "features.npy")
+        write_feature_rows(feature_batches, feature_shape, len(files), tmp / "features.npy")
         np.save(tmp / "labels.npy", np.array(labels, dtype=np.float32))
         (tmp / "files.txt").write_text("".join(f"{f.relative_to(SPLIT_DIR)}\n" for f in files))
 
@@ -63,6 +71,9 @@ def batches(features, labels, batch_size, shuffle=False):
     that Keras ends each epoch as it does with arrays: training on these batches is, step for step,
     training on the arrays (tests/test_train.py checks the weights).
     """
+    # Its order, not a copy; imported here, after core.runtime has quietened TensorFlow's start-up.
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+
     rows = ArrayDataAdapter(np.arange(len(labels)), shuffle=shuffle, batch_size=batch_size).get_tf_dataset()
 
     def gather(indices):

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
+from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.runtime import tf
+
+
+class UnreadablePhoto(UserError):
+    """A photo of data/split/ that does not decode (changed or damaged since split judged it)."""
+
+    def __init__(self, path, problem):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"error: {path}: {problem}. Fix: `dvc checkout data/split` puts back the photos "
+                         "that split chose, or `dvc repro -f -s split` chooses them again")
 
 
 def decode_image(data):
@@ -81,6 +91,29 @@ def read_image(path):
     except OSError as error:
         return None, f"cannot read file ({error.strerror or type(error).__name__})"
     return judge_image(data)
+
+
+def first_unusable(files):
+    """(path, why) for the first of `files` that read_image judges unusable; None if all are usable."""
+    for path in files:
+        _, problem = read_image(path)
+        if problem:
+            return path, problem
+    return None
+
+
+def image_batches(dataset, files, batch_size):
+    """Iterate the batches of image_dataset(files, ..., batch_size, ...); a photo that does not decode
+    raises an UnreadablePhoto naming it, not TensorFlow's error, which names no file."""
+    batches = iter(dataset)
+    for start in range(0, len(files), batch_size):
+        try:
+            yield next(batches)
+        except tf.errors.OpError as error:
+            unusable = first_unusable(files[start:start + batch_size])
+            if unusable is None:
+                raise
+            raise UnreadablePhoto(*unusable) from error
 
 
 def list_images(subset_dir, classes):

@@ -2,10 +2,12 @@
 
 Runs the frozen conv base (conv_base.name, VGG16 by default) over data/split/<subset>/, on the
 engine and in the precision of extract.engine and extract.precision, and writes
-data/features/<subset>/{features.npy, labels.npy, files.txt} (dogs_vs_cats/features.py).
+data/features/<subset>/{features.npy, labels.npy, files.txt} (dogs_vs_cats/features.py), whole or
+not at all. In this process by default; on Ray with EXTRACT_RUNNER=ray (dogs_vs_cats/runners.py):
+the same batches and the same features, so switching reruns nothing.
 
-A tf.data pipeline decodes and resizes images in parallel while the conv base runs, and features
-are appended to the .npy file batch by batch, so memory does not grow with the number of images.
+Images are decoded and resized in parallel while the conv base runs, and features are appended to
+the .npy file batch by batch, so memory does not grow with the number of images.
 """
 
 import sys
@@ -13,11 +15,11 @@ import time
 
 from dogs_vs_cats.core.classes import read_classes
 from dogs_vs_cats.core.errors import run_stage
-from dogs_vs_cats.core.layout import FEATURES_DIR, SPLIT_DIR, SUBSETS
+from dogs_vs_cats.core.layout import FEATURES_DIR, QUANTIZED_MODEL, SPLIT_DIR, SUBSETS
 from dogs_vs_cats.core.params import load_params
-from dogs_vs_cats.engines import load_engine
 from dogs_vs_cats.features import check_extract, write_features
-from dogs_vs_cats.images import image_dataset, list_images
+from dogs_vs_cats.images import list_images
+from dogs_vs_cats.runners import local_feature_batches, ray_feature_batches, runner_from_environment
 
 
 def main():
@@ -25,16 +27,17 @@ def main():
     if subset not in SUBSETS:
         sys.exit(f"usage: python -m stages.extract {{{','.join(SUBSETS)}}}")
     conv_params, batch_size, (engine, precision) = check_extract(load_params())
-    run, preprocess, feature_shape, note = load_engine(conv_params, engine, precision)
-    if note:
-        print(f"note: {note}")
-
+    runner = runner_from_environment()
     files, labels = list_images(SPLIT_DIR / subset, read_classes())
-    dataset = image_dataset(files, conv_params["input_size"], batch_size, preprocess=preprocess)
     print(f"{subset}: {len(files)} images through {conv_params['name']} "
-          f"({engine}, {precision}, batch {batch_size})")
+          f"({engine}, {precision}, batch {batch_size}) {runner.describe()}")
     start = time.perf_counter()
-    write_features(run, feature_shape, dataset, files, labels, FEATURES_DIR / subset)
+    if runner.name == "ray":
+        batches, shape = ray_feature_batches(runner, conv_params, engine, precision, files, batch_size,
+                                             QUANTIZED_MODEL)
+    else:
+        batches, shape = local_feature_batches(conv_params, engine, precision, files, batch_size)
+    write_features(batches, shape, files, labels, FEATURES_DIR / subset)
     seconds = time.perf_counter() - start
     print(f"{subset}: {len(files)} images in {seconds:.1f} s, {len(files) / seconds:.1f} images/s")
 

@@ -8,6 +8,7 @@ conv base read them from ../shared (SHARED_PHOTOS, SHARED_WEIGHTS) and skip wher
 
 import copy
 import functools
+import importlib.util
 import io
 import os
 import re
@@ -31,6 +32,10 @@ SHARED_WEIGHTS = SHARED / "weights" / "mobilenet_v2_dogbreeds.weights.h5"
 needs_shared = pytest.mark.skipif(
     not (SHARED_PHOTOS.is_dir() and SHARED_WEIGHTS.is_file()),
     reason=f"needs the real photos and the pretrained MobileNetV2 in {SHARED}")
+
+# Ray, the extract stage's optional runner (requirements-ray.txt; CI installs it).
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                               reason="needs Ray: pip install -r requirements-ray.txt")
 
 # Small, fast settings: random seeded VGG16 (no download), tiny inputs, float32 everywhere.
 TEST_PARAMS = {

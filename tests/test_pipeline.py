@@ -23,6 +23,7 @@ from helpers import (
     dvc,
     make_raw,
     merged,
+    needs_ray,
     repro,
     run,
     subprocess_env,
@@ -270,6 +271,20 @@ def test_replacing_a_local_weights_file_reruns_extract(pipeline):
     update_params(project, {"conv_base": {"weights": None}})
     weights.unlink()
     repro(project)
+
+
+@needs_ray
+def test_extract_on_ray_writes_the_same_features_so_dvc_reruns_nothing(pipeline):
+    """Where extract runs is an environment variable: dvc.lock, and so dvc status, cannot tell."""
+    project, _, _ = pipeline
+    lock = (project / "dvc.lock").read_bytes()
+    result = subprocess.run([sys.executable, "-m", "dvc", "repro", "-f", "-s", "extract@train"], cwd=project,
+                            env=dict(subprocess_env(), EXTRACT_RUNNER="ray"), text=True, capture_output=True,
+                            timeout=300)
+    assert result.returncode == 0 and "on Ray: 2 actors" in result.stdout, result.stdout + result.stderr
+    assert (project / "dvc.lock").read_bytes() == lock
+    assert "Data and pipelines are up to date" in dvc(project, "status")
+    assert repro(project) == []
 
 
 def test_a_failed_run_leaves_nothing_for_git_to_add(tmp_path):

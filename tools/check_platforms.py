@@ -1,8 +1,9 @@
-"""Check that requirements.txt installs on Linux x86-64, macOS arm64 and Windows x86-64 (Python 3.11).
+"""Check that the requirements install on Linux x86-64, macOS arm64 and Windows x86-64 (Python 3.11).
 
-    python -m tools.check_platforms [--platforms linux macos windows]
+    python -m tools.check_platforms [--platforms linux macos windows] [--requirements FILE ...]
 
-For each platform, every pin of requirements.txt whose environment markers hold there must have a
+requirements.txt, and requirements-ray.txt (optional: extract on Ray) on top of it. For each
+platform, every pin of each file whose environment markers hold there must have a
 wheel built for that platform (or for any: pure Python), as pip finds it with `pip install
 --dry-run --no-deps --only-binary=:all: --platform ...`, without a machine of that kind. pip
 evaluates markers against the machine it runs on, so they are evaluated here, for the target.
@@ -30,6 +31,7 @@ PLATFORMS = {
                 {"sys_platform": "win32", "platform_system": "Windows", "platform_machine": "AMD64",
                  "os_name": "nt"}),
 }
+REQUIREMENTS = [Path("requirements.txt"), Path("requirements-ray.txt")]
 PYTHON = {"python_version": "3.11", "python_full_version": "3.11.7", "implementation_name": "cpython",
           "platform_python_implementation": "CPython"}
 
@@ -66,11 +68,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--platforms", nargs="+", choices=list(PLATFORMS), default=list(PLATFORMS))
-    parser.add_argument("--requirements", type=Path, default=Path("requirements.txt"))
+    parser.add_argument("--requirements", type=Path, nargs="+", default=REQUIREMENTS)
     args = parser.parse_args(argv)
     failed = 0
     for platform in args.platforms:
-        requirements = requirements_for(platform, args.requirements)
+        requirements = [pin for path in args.requirements for pin in requirements_for(platform, path)]
         ok, tail = resolve(platform, requirements)
         failed += not ok
         print(f"{platform}: {'every pin has a wheel' if ok else 'FAILS'} ({len(requirements)} pins)\n  "
