@@ -126,6 +126,23 @@ def test_an_actor_killed_mid_run_is_replaced_and_the_features_are_the_same(photo
 
 @needs_ray
 @pytest.mark.slow
+def test_ctrl_c_while_the_actors_work_leaves_the_old_features_and_nothing_half_written(photos):
+    project, extract, finished, features, local = photos
+    process = extract(EXTRACT_RUNNER="ray")
+    deadline = time.monotonic() + LIMIT
+    while process.poll() is None and time.monotonic() < deadline:
+        if subprocess.run(["pgrep", "-f", "ray::MapWorker"], capture_output=True).stdout:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
+    returncode, out, err = finished(process)
+    assert returncode != 0, out
+    assert features() == local
+    assert [path.name for path in (project / FEATURES_DIR).iterdir()] == ["train"]  # no temporary left
+
+
+@needs_ray
+@pytest.mark.slow
 def test_two_simulated_nodes_share_the_batches_and_write_the_same_features(photos):
     from ray.cluster_utils import Cluster
 
