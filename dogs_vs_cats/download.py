@@ -2,7 +2,7 @@
 
 The stage runs in every `dvc repro`, so that `dvc status` after it is up to date whichever photos
 the user chose: it fetches the archive only when split.raw_dir names DOWNLOAD_FILE, and otherwise
-leaves DOWNLOAD_DIR as it is (empty, or an archive fetched before, kept for a switch back).
+writes a note there (stages/download.py), beside any archive fetched before, kept for a switch back.
 
 The bytes go to a hidden partial file beside the output, named after the SHA-256 they must have
 (`.photos.zip.<sha256>.part`, ignored by git), never to the output itself, which appears only once

@@ -218,10 +218,15 @@ def connect(runner):
         # "local": a new instance for this stage, never one that `ray start` left running here.
         ray.init(address=runner.address or "local", include_dashboard=False, logging_level=logging.ERROR)
     except ConnectionError as error:
-        raise RunnerError(f"error: no Ray cluster at RAY_ADDRESS={runner.address} ({error}). Fix: start one "
-                          "(ray start --head) and set RAY_ADDRESS to the address it prints, or unset "
-                          "RAY_ADDRESS to start a local Ray instance") from None
+        raise no_cluster(runner.address, error) from None
     return ray
+
+
+def no_cluster(address, reason):
+    """The RunnerError for RAY_ADDRESS where no Ray cluster answers, and why."""
+    return RunnerError(f"error: no Ray cluster at RAY_ADDRESS={address} ({reason}). Fix: start one "
+                       "(ray start --head) and set RAY_ADDRESS to the address it prints, or unset "
+                       "RAY_ADDRESS to start a local Ray instance")
 
 
 def check_reachable(address, seconds=5.0):
@@ -232,6 +237,4 @@ def check_reachable(address, seconds=5.0):
             return
     except (OSError, ValueError) as error:
         reason = error.strerror or str(error) if isinstance(error, OSError) else "not host:port"
-    raise RunnerError(f"error: no Ray cluster at RAY_ADDRESS={address} ({reason}). Fix: start one "
-                      "(ray start --head) and set RAY_ADDRESS to the address it prints, or unset "
-                      "RAY_ADDRESS to start a local Ray instance")
+    raise no_cluster(address, reason)

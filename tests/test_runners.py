@@ -87,6 +87,15 @@ def photos(tmp_path_factory):
     return project, extract, finished, features, features()
 
 
+def actors_while_running(process):
+    """Every 50 ms while the stage `process` runs (LIMIT at most): the pids of Ray Data's actors then."""
+    deadline = time.monotonic() + LIMIT
+    while process.poll() is None and time.monotonic() < deadline:
+        found = subprocess.run(["pgrep", "-f", "ray::MapWorker"], capture_output=True, text=True).stdout
+        yield {int(pid) for pid in found.split()}
+        time.sleep(0.05)
+
+
 def assert_same_features(photos, out, err):
     _, _, _, features, local = photos
     assert features() == local, f"the features differ from those made in this process:\n{out}\n{err}"
@@ -108,15 +117,12 @@ def test_a_local_ray_instance_with_two_actors_writes_the_same_features(photos):
 def test_an_actor_killed_mid_run_is_replaced_and_the_features_are_the_same(photos):
     _, extract, finished, _, _ = photos
     process = extract(EXTRACT_RUNNER="ray")
-    seen, killed, deadline = set(), None, time.monotonic() + LIMIT
-    while process.poll() is None and time.monotonic() < deadline:
-        found = subprocess.run(["pgrep", "-f", "ray::MapWorker"], capture_output=True, text=True).stdout
-        pids = {int(pid) for pid in found.split()}
+    seen, killed = set(), None
+    for pids in actors_while_running(process):
         if pids and killed is None:
             killed = min(pids)
             os.kill(killed, signal.SIGKILL)  # as the machine's out-of-memory killer would
         seen |= pids
-        time.sleep(0.05)
     returncode, out, err = finished(process)
     assert killed is not None, "no actor was seen"
     assert returncode == 0, err
@@ -129,9 +135,8 @@ def test_an_actor_killed_mid_run_is_replaced_and_the_features_are_the_same(photo
 def test_ctrl_c_while_the_actors_work_leaves_the_old_features_and_nothing_half_written(photos):
     project, extract, finished, features, local = photos
     process = extract(EXTRACT_RUNNER="ray")
-    deadline = time.monotonic() + LIMIT
-    while process.poll() is None and time.monotonic() < deadline:
-        if subprocess.run(["pgrep", "-f", "ray::MapWorker"], capture_output=True).stdout:
+    for pids in actors_while_running(process):
+        if pids:
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
