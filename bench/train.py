@@ -69,7 +69,7 @@ def child(run, shape, epochs):
         model.fit(x[:TRAIN_ROWS], y[:TRAIN_ROWS], validation_data=(x[TRAIN_ROWS:], y[TRAIN_ROWS:]),
                   epochs=epochs, batch_size=BATCH, verbose=0, callbacks=[EpochTimer()])
     else:
-        fit_head(model, batches(x[:TRAIN_ROWS], y[:TRAIN_ROWS], BATCH, shuffle=True),
+        fit_head(model, batches(x[:TRAIN_ROWS], y[:TRAIN_ROWS], BATCH, shuffle_seed=42),
                  batches(x[TRAIN_ROWS:], y[TRAIN_ROWS:], EVALUATION_BATCH_SIZE), epochs,
                  callbacks=[EpochTimer()])
     steps = TRAIN_ROWS // BATCH

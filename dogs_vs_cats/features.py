@@ -61,32 +61,29 @@ def write_features(feature_batches, feature_shape, files, labels, out_dir):
         (tmp / "files.txt").write_text("".join(f"{f.relative_to(SPLIT_DIR)}\n" for f in files))
 
 
-def batches(features, labels, batch_size, shuffle=False):
-    """tf.data batches of (features, labels), rows gathered as they are needed, in Keras's order.
+def batches(features, labels, batch_size, shuffle_seed=None):
+    """tf.data batches of (features, labels), rows gathered from `features` as they are needed.
 
     `features` is anything indexed by an array of row numbers (an array; NpyRows, which reads
-    them from disk): only the batches in flight are in memory. The order is the one
-    `model.fit` gives NumPy arrays (Keras's ArrayDataAdapter over the row indices; with shuffle, one
-    seeded permutation, which Keras replays every epoch), and the number of batches is declared, so
-    that Keras ends each epoch as it does with arrays: training on these batches is, step for step,
-    training on the arrays (tests/test_train.py checks the weights).
+    them from disk): only the batches in flight are in memory. With a seed, the rows come in a new
+    order on every pass, so every epoch, as `model.fit` gives NumPy arrays; the orders are the same
+    on every run (tests/test_train.py).
     """
-    # Its order, not a copy; imported here, after core.runtime has quietened TensorFlow's start-up.
-    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
-
-    rows = ArrayDataAdapter(np.arange(len(labels)), shuffle=shuffle, batch_size=batch_size).get_tf_dataset()
+    rows = tf.data.Dataset.range(len(labels))
+    if shuffle_seed is not None:
+        # Only the row numbers are shuffled: 8 bytes a row in the buffer, whatever the features.
+        rows = rows.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
 
     def gather(indices):
         return np.asarray(features[indices], dtype=np.float32), labels[indices]
 
-    def load(indices, *_):
+    def load(indices):
         batch, batch_labels = tf.numpy_function(gather, [indices], [tf.float32, tf.float32])
         batch.set_shape((None, *features.shape[1:]))
         batch_labels.set_shape((None,))
         return batch, batch_labels
 
-    count = -(-len(labels) // batch_size)
-    return rows.map(load).apply(tf.data.experimental.assert_cardinality(count))
+    return rows.batch(batch_size).map(load)  # its length known, so Keras counts the steps of an epoch
 
 
 class NpyRows:
@@ -108,8 +105,9 @@ class NpyRows:
         return out
 
 
-def feature_batches(subset_dir, batch_size, shuffle=False):
+def feature_batches(subset_dir, batch_size, shuffle_seed=None):
     """Batches of the features and labels that write_features wrote in `subset_dir`, read from disk
-    as they are used (memory does not grow with the number of photos), and the labels."""
+    as they are used (memory does not grow with the number of photos), and the labels. With a
+    seed, in a new order every epoch (`batches`)."""
     labels = np.load(subset_dir / "labels.npy")
-    return batches(NpyRows(subset_dir / "features.npy"), labels, batch_size, shuffle), labels
+    return batches(NpyRows(subset_dir / "features.npy"), labels, batch_size, shuffle_seed), labels

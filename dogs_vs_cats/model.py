@@ -108,7 +108,8 @@ EVALUATION_BATCH_SIZE = 500
 def fit_head(model, train, validation, epochs, callbacks=(), class_weight=None):
     """Train the head on batches of (features, labels), evaluating on `validation` after each epoch."""
     return model.fit(train, validation_data=validation, epochs=epochs, verbose=2, callbacks=list(callbacks),
-                     class_weight=class_weight)
+                     class_weight=class_weight,
+                     shuffle=False)  # the batches shuffle themselves (features.batches)
 
 
 def affine_preprocessing(preprocess_input):

@@ -55,7 +55,8 @@ def main():
     seed_everything(params["seed"])
     # Features stream from disk batch by batch (memory does not grow with the number of photos).
     evaluation = {subset: feature_batches(FEATURES_DIR / subset, EVALUATION_BATCH_SIZE) for subset in SUBSETS}
-    train_batches, train_labels = feature_batches(FEATURES_DIR / "train", params["batch_size"], shuffle=True)
+    train_batches, train_labels = feature_batches(FEATURES_DIR / "train", params["batch_size"],
+                                                  shuffle_seed=params["seed"])
     timings = {}
 
     start = time.perf_counter()

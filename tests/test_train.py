@@ -19,8 +19,8 @@ from dogs_vs_cats.core.layout import (
 from dogs_vs_cats.core.params import ParamError
 from dogs_vs_cats.core.runtime import seed_everything
 from dogs_vs_cats.evaluation import prediction_rows, subset_metrics
-from dogs_vs_cats.features import batches
-from dogs_vs_cats.model import build_head, check_train, class_names
+from dogs_vs_cats.features import NpyRows, batches
+from dogs_vs_cats.model import build_head, check_train, class_names, fit_head
 from helpers import CLASSES, TEST_PARAMS, merged, write_params
 from stages import train
 
@@ -77,23 +77,49 @@ def test_head_learns_separable_features():
     assert accuracy > 0.9
 
 
-def test_streamed_batches_train_the_head_exactly_as_arrays_do(tmp_path):
-    """fit on batches read from a memory map (the train stage) gives, weight for weight, what fit
-    on the whole arrays gave (before): the same order every epoch, dropout included. A guard on the
-    Keras internals that features.batches follows."""
+class RecordedRows:
+    """Features that record which rows were read, in the order they were read."""
+
+    def __init__(self, features):
+        self.features, self.shape, self.read = features, features.shape, []
+
+    def __getitem__(self, rows):
+        self.read.extend(int(row) for row in rows)
+        return self.features[rows]
+
+
+def test_each_epoch_visits_the_training_rows_in_a_new_order_the_same_on_every_run(tmp_path):
+    """The book's model.fit(features, labels) shuffles anew every epoch; streamed batches must too,
+    seeded: two runs read the rows in the same orders and end with the same weights."""
     x, y = separable(230, shape=(1, 1, 16))  # 230: a partial last batch
     np.save(tmp_path / "features.npy", x)
 
-    def trained(fit):
+    def trained(seed):
         seed_everything(42)
+        rows = RecordedRows(NpyRows(tmp_path / "features.npy"))
         model = build_head(x.shape[1:], units=8, dropout=0.5, learning_rate=1e-3, classes=CLASSES)
-        fit(model)
-        return model.get_weights()
+        fit_head(model, batches(rows, y, 20, shuffle_seed=seed), batches(x, y, 100), epochs=3)
+        epochs = [rows.read[start:start + len(y)] for start in range(0, len(rows.read), len(y))]
+        return epochs, model.get_weights()
 
-    on_arrays = trained(lambda model: model.fit(x, y, batch_size=20, epochs=3, shuffle=True, verbose=0))
-    mapped = np.load(tmp_path / "features.npy", mmap_mode="r")
-    streamed = trained(lambda model: model.fit(batches(mapped, y, 20, shuffle=True), epochs=3, verbose=0))
-    assert all(np.array_equal(a, b) for a, b in zip(on_arrays, streamed, strict=True))
+    epochs, weights = trained(seed=42)
+    assert len(epochs) == 3 and all(sorted(epoch) == list(range(len(y))) for epoch in epochs)
+    assert epochs[0] != epochs[1] != epochs[2] != epochs[0]
+    assert epochs[0] != list(range(len(y)))
+    again, same_weights = trained(seed=42)
+    assert again == epochs
+    assert all(np.array_equal(a, b) for a, b in zip(weights, same_weights, strict=True))
+    other_seed, _ = trained(seed=7)
+    assert other_seed[0] != epochs[0]
+
+
+def test_unshuffled_batches_keep_the_rows_in_order():
+    x, y = separable(45, shape=(1, 1, 4))
+    rows = RecordedRows(x)
+    read = [(features, labels) for features, labels in batches(rows, y, 20).as_numpy_iterator()]
+    assert [len(labels) for _, labels in read] == [20, 20, 5]
+    assert rows.read == list(range(45))
+    np.testing.assert_array_equal(np.concatenate([features for features, _ in read]), x)
 
 
 @pytest.mark.parametrize("key, value", [
