@@ -19,6 +19,7 @@ are. `split.train: rest` (ALL_THE_REST) gives train every usable photo of a clas
 and test do not take.
 """
 
+import contextlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
@@ -270,14 +271,40 @@ def write_report(raw_dir, usable, skipped):
     print(f"report: {SPLIT_REPORT}")
 
 
-def check_counts(raw_dir, usable, skipped, counts):
-    """Raise a ParamError when a class has no usable image, or fewer than the subsets take."""
+def class_origin(class_name, candidates):
+    """Where a class came from, for messages: "the folder PetImages/Cat/" or "1 file named bird.*"."""
+    names = [PurePosixPath(name) for name, (found, _) in candidates.items() if found == class_name]
+    folders = sorted({"/".join(path.parts[:index + 1]) for path in names
+                      for index, part in enumerate(path.parts[:-1]) if part.lower() == class_name})
+    if folders:
+        shown = ", ".join(f"{folder}/" for folder in folders[:3]) + (", ..." if len(folders) > 3 else "")
+        return f"the folder{'s' if len(folders) > 1 else ''} {shown}"
+    prefixes = sorted({path.name.partition(".")[0] for path in names})
+    return f"{len(names)} file{'s' if len(names) > 1 else ''} named {' or '.join(f'{p}.*' for p in prefixes)}"
+
+
+def leave_out(class_name, classes):
+    """The fix that drops a class: split.classes listing the others, when two or more remain."""
+    others = [name for name in classes if name != class_name]
+    return f"; or leave {class_name} out with split.classes: [{', '.join(others)}]" if len(others) >= 2 else ""
+
+
+def check_counts(raw_dir, usable, skipped, counts, candidates):
+    """Raise a ParamError when a class has no usable image, or fewer than the subsets take.
+
+    The message says where the class came from (a folder, or file names: one stray bird.1.jpg
+    among Kaggle's cats and dogs is a class of its own) and, with three classes or more, how to
+    leave it out.
+    """
     for class_name, files in usable.items():
+        origin = f"{class_name} is {class_origin(class_name, candidates)} there"
         if not files:
             raise ParamError("split.raw_dir",
-                             f"{raw_dir} has no usable {class_name} images ({skipped_summary(skipped)})",
+                             f"{raw_dir} has no usable {class_name} images; {origin} "
+                             f"({skipped_summary(skipped)})",
                              "point split.raw_dir at a folder or .zip with one sub-folder of photos per "
-                             "class (Cat/, Dog/), or at Kaggle's train/ folder (cat.1.jpg, dog.1.jpg...)")
+                             "class (Cat/, Dog/), or at Kaggle's train/ folder (cat.1.jpg, dog.1.jpg...)"
+                             + leave_out(class_name, list(usable)))
         sizes = subset_sizes(len(files), counts)
         if min(sizes.values()) < 1 or sum(sizes.values()) > len(files):
             rest = counts["train"] == ALL_THE_REST
@@ -286,19 +313,25 @@ def check_counts(raw_dir, usable, skipped, counts):
             raise ParamError("split.train/validation/test",
                              f"{needed} {class_name} needed ({'at least ' if rest else ''}{train} + "
                              f"{counts['validation']} + {counts['test']}) but {raw_dir} has {len(files)} "
-                             f"usable ({skipped_summary(skipped)})",
-                             "lower the per-class counts or add images")
+                             f"usable; {origin} ({skipped_summary(skipped)})",
+                             "lower the per-class counts or add images" + leave_out(class_name, list(usable)))
 
 
 def write_subsets(photos, selections):
-    """Copy each class's selected files into data/split/<subset>/<class>/, one whole subset at a time,
-    then write the class names, in label order, to data/split/classes.json."""
-    for subset in SUBSETS:
-        with atomic_path(SPLIT_DIR / subset) as tmp:
+    """Copy each class's selected files into data/split/<subset>/<class>/, then write the class names,
+    in label order, to data/split/classes.json.
+
+    The three subsets are built beside the previous ones and swapped in together once all three are
+    complete, so that a failure (a full disk, Ctrl-C) leaves the previous split whole; DVC keeps it
+    in place while split runs (`persist` in dvc.yaml), so any error of this stage does too.
+    """
+    with contextlib.ExitStack() as swaps:
+        for subset in SUBSETS:
+            tmp = swaps.enter_context(atomic_path(SPLIT_DIR / subset))
             for class_name, selection in selections.items():
                 (tmp / class_name).mkdir(parents=True)
                 for name in selection[subset]:
                     photos.copy(name, tmp / class_name / PurePosixPath(name).name)
-        print(f"{subset}: " + ", ".join(f"{class_name} {len(selection[subset])}"
-                                        for class_name, selection in selections.items()))
+            print(f"{subset}: " + ", ".join(f"{class_name} {len(selection[subset])}"
+                                            for class_name, selection in selections.items()))
     write_json(CLASSES_FILE, list(selections))

@@ -29,7 +29,7 @@ def main():
     check_classes_found(raw_dir, classes, candidates, wanted)
     usable, skipped = sort_candidates(photos, classes, candidates)
     write_report(raw_dir, usable, skipped)  # first: when the split cannot be made, it says why
-    check_counts(raw_dir, usable, skipped, counts)
+    check_counts(raw_dir, usable, skipped, counts, candidates)
     write_subsets(photos, {class_name: select(files, counts, seed) for class_name, files in usable.items()})
 
 

@@ -120,7 +120,13 @@ def split_before(project):
     ({"cat/1.jpg": "cat", "a:b/1.jpg": "dog"}, {},
      "split.raw_dir: class 'a:b' in {raw} cannot be a folder name on Windows"),
     ({f"{kind}/{i}.jpg": kind for kind in ("cat", "dog") for i in range(7)} | {"bird/1.jpg": "bird"}, {},
-     "split.train/validation/test: 7 bird needed (3 + 2 + 2) but {raw} has 1 usable"),
+     "split.train/validation/test: 7 bird needed (3 + 2 + 2) but {raw} has 1 usable; bird is the "
+     "folder bird/ there"),
+    # Kaggle's flat layout with one stray photo: its name makes a class; the fix leaves it out.
+    ({f"{kind}.{i}.jpg": kind for kind in ("cat", "dog") for i in range(7)} | {"bird.1.jpg": "bird"}, {},
+     "has 1 usable; bird is 1 file named bird.* there"),
+    ({f"{kind}.{i}.jpg": kind for kind in ("cat", "dog") for i in range(7)} | {"bird.1.jpg": "bird"}, {},
+     "Fix: lower the per-class counts or add images; or leave bird out with split.classes: [cat, dog]"),
 ])
 def test_bad_layouts_are_one_line_and_remove_nothing(split_before, project, layout, overrides, message):
     raw = project / "bad"

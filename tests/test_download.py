@@ -94,7 +94,7 @@ def test_a_range_other_than_the_one_asked_for_starts_again(out):
 
 
 def test_the_file_already_there_is_kept_and_another_sha256_s_bytes_removed(out):
-    """The output persists across reruns (data/dvc.yaml): code changes never fetch 800 MB again."""
+    """The output persists across reruns (dvc.yaml): code changes never fetch 800 MB again."""
     out.parent.mkdir(parents=True)
     out.write_bytes(ARCHIVE)
     stale = partial_path(out, "ab" * 32)

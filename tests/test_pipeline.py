@@ -190,6 +190,33 @@ def test_split_test_change_reruns_split_and_test_features_only(pipeline):
     assert np.load(project / "data/features/test/features.npy").shape == (6, 1, 1, 512)
 
 
+def split_files(project):
+    """Every file under data/split/ but the report, and its bytes."""
+    return {path.relative_to(project): path.read_bytes() for path in sorted((project / "data/split").rglob("*"))
+            if path.is_file() and path.name != "report.json"}
+
+
+def test_a_split_that_fails_under_dvc_repro_keeps_the_previous_split(pipeline):
+    """DVC removes a stage's outputs before running it unless they persist: a raw folder that split
+    refuses (one stray bird.1.jpg among the cats and dogs) leaves the last good split in place."""
+    project, _, _ = pipeline
+    before = split_files(project)
+    stray = project / "data/raw/bird.1.jpg"
+    shutil.copy(next((project / "data/raw").glob("cat.*.jpg")), stray)
+    try:
+        result = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=subprocess_env(),
+                                text=True, capture_output=True)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and "bird is 1 file named bird.* there" in output, output
+        assert split_files(project) == before
+        assert "split" in dvc(project, "status")  # truthful: its input changed, its outputs did not
+    finally:
+        stray.unlink()
+    repro(project)
+    assert split_files(project) == before
+    assert "Data and pipelines are up to date" in dvc(project, "status")
+
+
 def test_int8_on_openvino_quantises_once_and_only_from_train_images(pipeline):
     """The quantize stage writes the int8 conv base that every extract reads; test images change nothing."""
     project, _, _ = pipeline
