@@ -11,22 +11,27 @@ from dogs_vs_cats.core.runtime import keras
 KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
+def conv_base_names():
+    """Every constructor of keras.applications, by the name conv_base.name matches: vgg16, mobilenetv3small..."""
+    return sorted(name.lower() for name, constructor in vars(keras.applications).items()
+                  if name[:1].isupper() and callable(constructor))
+
+
 def conv_base_module(name):
     """The keras.applications module and constructor for `conv_base.name` (vgg16, mobilenet_v2...).
 
-    Names are matched without case or underscores, against the constructors of every
-    keras.applications module, so `vgg16`, `VGG16`, `mobilenet_v2` and `EfficientNetB0` all work.
+    Names are matched without case or underscores against the constructors of keras.applications,
+    so `vgg16`, `VGG16`, `mobilenet_v2`, `mobilenetv3small` and `EfficientNetB0` all work. The
+    module is the one that holds the constructor's preprocess_input (keras.applications.mobilenet_v3
+    for MobileNetV3Small, which that module does not list).
     """
     wanted = str(name).replace("_", "").lower()
-    for module_name in dir(keras.applications):
-        module = getattr(keras.applications, module_name)
-        if not hasattr(module, "preprocess_input"):
-            continue
-        for attr in dir(module):
-            if attr.lower() == wanted and callable(getattr(module, attr)):
-                return module, getattr(module, attr)
+    for attr, constructor in vars(keras.applications).items():
+        if attr.lower() == wanted and attr[:1].isupper() and callable(constructor):
+            return getattr(keras.applications, constructor.__module__.rpartition(".")[2]), constructor
     raise ParamError("conv_base.name", f"{name!r} is not a keras.applications model",
-                     "use a name such as vgg16, resnet50, mobilenet_v2 or efficientnetb0")
+                     "use a name such as vgg16, resnet50, mobilenet_v2 or efficientnetb0 "
+                     "(conv_base_names() lists them all)")
 
 
 def local_weights(params):
@@ -88,11 +93,6 @@ def weightless_conv_base(conv_params):
     except ValueError as error:
         raise ParamError("conv_base.input_size", f"{conv_params['name']} cannot take {size}x{size} "
                          f"images ({error})", "use a larger size, e.g. 150") from error
-
-
-def layer_names(conv_params):
-    """The layer names of the conv base that the conv_base params describe, input layer first."""
-    return [layer.name for layer in weightless_conv_base(conv_params).layers]
 
 
 def feature_shape(conv_params: dict) -> tuple:

@@ -1,13 +1,15 @@
 """Fine-tuning the top of the conv base (the finetune stage): which layers, unfreezing them, training.
 
-finetune.unfreeze is a layer name of the conv base (that layer and every one above it: block5_conv1,
-the book's block5 of VGG16; block_13_expand for MobileNetV2) or a number N (its last N layers).
-BatchNormalization layers stay frozen, in inference mode, with the statistics they were trained with.
+finetune.unfreeze is top_block (the layers at the conv base's last resolution, whatever the base:
+VGG16's block5, the book's choice; MobileNetV2's blocks 13 to 16), a layer name of the conv base
+(that layer and every one above it: block5_conv1, block_13_expand) or a number N (its last N
+layers). BatchNormalization layers stay frozen, in inference mode, with the statistics they were
+trained with.
 """
 
 import difflib
 
-from dogs_vs_cats.conv_base import check_conv_base, layer_names
+from dogs_vs_cats.conv_base import check_conv_base, weightless_conv_base
 from dogs_vs_cats.core.layout import AUGMENTED_DIR, CLASSIFIER_FILE, FINETUNED_DIR, MODEL_DIR
 from dogs_vs_cats.core.params import ParamError, positive_int, positive_number, section
 from dogs_vs_cats.core.runtime import keras, seed_everything
@@ -26,30 +28,58 @@ def check_finetune(params):
     if isinstance(unfreeze, bool) or not (isinstance(unfreeze, int) and unfreeze > 0
                                           or isinstance(unfreeze, str) and unfreeze):
         raise ParamError("finetune.unfreeze", f"must be a layer name or a number of layers, got {unfreeze!r}",
-                         "set finetune.unfreeze to e.g. block5_conv1 (VGG16), block_13_expand "
-                         "(MobileNetV2), or 4 (the last 4 layers)")
+                         f"set finetune.unfreeze to {TOP_BLOCK}, a layer name (e.g. block5_conv1 of "
+                         "VGG16), or a number of layers (e.g. 4: the last 4)")
     settings["unfreeze"] = unfreeze
     return settings
 
 
-def first_unfrozen(names, unfreeze, base_name):
-    """The index of the first layer to unfreeze: the layer named `unfreeze`, or the last `unfreeze`."""
+TOP_BLOCK = "top_block"  # finetune.unfreeze: the layers at the conv base's last resolution
+
+
+def spatial_size(layer):
+    """(height, width) of a layer's output, or None for an output that is not a batch of images."""
+    shape = getattr(layer.output, "shape", ())
+    return tuple(shape[1:3]) if len(shape) == 4 else None
+
+
+def top_block(conv_base):
+    """The index of the first layer with weights at the conv base's last resolution.
+
+    Every keras.applications base is a stack of stages, each at half the resolution of the one
+    below; its top stage is what fine-tuning adapts first, whatever the base names its layers:
+    block5_conv1 onwards for VGG16 (the book's block5), block_13_depthwise onwards for MobileNetV2,
+    conv5_block1_1_conv for ResNet50.
+    """
+    weighted = [index for index, layer in enumerate(conv_base.layers) if layer.weights]
+    last = spatial_size(conv_base.layers[weighted[-1]])
+    return next(index for index in weighted if spatial_size(conv_base.layers[index]) == last)
+
+
+def first_unfrozen(conv_base, unfreeze, base_name):
+    """The index of the first layer to unfreeze: the top block's first, the layer named `unfreeze`,
+    or the last `unfreeze` layers' first. `base_name` is conv_base.name as the user wrote it."""
+    names = [layer.name for layer in conv_base.layers]
     if isinstance(unfreeze, int):
         if unfreeze >= len(names):  # the first layer is the Input: nothing to train
             raise ParamError("finetune.unfreeze", f"{base_name} has only {len(names) - 1} layers "
                              f"above its input, got {unfreeze}", "unfreeze fewer layers")
         return len(names) - unfreeze
+    if unfreeze == TOP_BLOCK:
+        return top_block(conv_base)
     if unfreeze not in names:
         closest = difflib.get_close_matches(unfreeze, names, n=1, cutoff=0)
         raise ParamError("finetune.unfreeze", f"{base_name} has no layer {unfreeze!r}",
-                         f"give one of its layer names (the closest: {closest[0]}) or a number of layers")
+                         f"give one of its layer names (the closest: {closest[0]}), {TOP_BLOCK}, "
+                         "or a number of layers")
     return names.index(unfreeze)
 
 
 def check_layers(params):
     """finetune.unfreeze against the conv base that params.yaml describes (for the check stage)."""
     conv_params = check_conv_base(params)
-    return first_unfrozen(layer_names(conv_params), check_finetune(params)["unfreeze"], conv_params["name"])
+    return first_unfrozen(weightless_conv_base(conv_params), check_finetune(params)["unfreeze"],
+                          conv_params["name"])
 
 
 def conv_base_of(classifier):
@@ -84,7 +114,7 @@ def fine_tune(params: dict) -> None:
     classifier = keras.models.load_model(AUGMENTED_DIR / MODEL_DIR / CLASSIFIER_FILE.name)
     conv_base = conv_base_of(classifier)
     names = [layer.name for layer in conv_base.layers]
-    first = first_unfrozen(names, settings["unfreeze"], conv_base.name)
+    first = first_unfrozen(conv_base, settings["unfreeze"], conv_base.name)
     unfreeze(conv_base, first)
     # Seeds above the four of augment's layers: the fine-tuning epochs see other random images.
     model = end_to_end_model(classifier.get_layer("preprocess"), conv_base, classifier.get_layer("head"),

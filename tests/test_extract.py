@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from dogs_vs_cats.conv_base import build_conv_base, layer_names
+from dogs_vs_cats.conv_base import build_conv_base, weightless_conv_base
 from dogs_vs_cats.core.atomic import DiskFull
 from dogs_vs_cats.core.layout import FEATURES_DIR, SPLIT_DIR
 from dogs_vs_cats.core.params import ParamError
@@ -147,12 +147,12 @@ def test_failed_weights_download_names_the_parameter(monkeypatch):
     assert "no network in this test" in message  # the patched download ran, not a real one
 
 
-def test_layer_names_come_from_the_architecture_and_refuse_a_too_small_input():
-    names = layer_names(conv_base_params(input_size=32))
+def test_weightless_conv_base_has_the_architecture_and_refuses_a_too_small_input():
+    names = [layer.name for layer in weightless_conv_base(conv_base_params(input_size=32)).layers]
     assert names[0].startswith("input") and names[1:3] == ["block1_conv1", "block1_conv2"]
     assert names[-1] == "block5_pool" and len(names) == 19
     with pytest.raises(ParamError, match=r"conv_base\.input_size: vgg16 cannot take 16x16 images"):
-        layer_names(conv_base_params(input_size=16))
+        weightless_conv_base(conv_base_params(input_size=16))
 
 
 # --- An interrupted extract leaves no half-written output ----------------------------------------

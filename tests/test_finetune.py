@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from dogs_vs_cats.conv_base import build_conv_base
+from dogs_vs_cats.conv_base import build_conv_base, weightless_conv_base
 from dogs_vs_cats.core.layout import (
     AUGMENTED_DIR,
     CLASSES_FILE,
@@ -88,16 +88,38 @@ def test_zero_augmentation_factors_leave_their_layers_out():
     assert [type(layer).__name__ for layer in layers] == ["RandomFlip", "RandomZoom"]
 
 
-def test_unfreeze_by_name_or_by_count():
-    names = ["input", "block4_conv1", "block4_pool", "block5_conv1", "block5_conv2", "block5_pool"]
-    assert first_unfrozen(names, "block5_conv1", "vgg") == 3
-    assert first_unfrozen(names, 3, "vgg") == 3
-    assert first_unfrozen(names, 5, "vgg") == 1
+def tiny_vgg():
+    """Two VGG-like blocks, 8x8 then 4x4, named as VGG16 names its layers."""
+    inputs = keras.Input((8, 8, 3), name="input")
+    x = keras.layers.Conv2D(2, 3, padding="same", name="block4_conv1")(inputs)
+    x = keras.layers.MaxPooling2D(name="block4_pool")(x)
+    x = keras.layers.Conv2D(2, 3, padding="same", name="block5_conv1")(x)
+    x = keras.layers.Conv2D(2, 3, padding="same", name="block5_conv2")(x)
+    return keras.Model(inputs, keras.layers.MaxPooling2D(name="block5_pool")(x), name="vgg")
+
+
+def test_unfreeze_by_top_block_name_or_count():
+    vgg = tiny_vgg()
+    assert first_unfrozen(vgg, "top_block", "vgg") == 3  # block5_conv1: the first weights at 4x4
+    assert first_unfrozen(vgg, "block5_conv1", "vgg") == 3
+    assert first_unfrozen(vgg, 3, "vgg") == 3
+    assert first_unfrozen(vgg, 5, "vgg") == 1
     with pytest.raises(ParamError, match=r"finetune\.unfreeze: vgg has only 5 layers above its input"):
-        first_unfrozen(names, 6, "vgg")
+        first_unfrozen(vgg, 6, "vgg")
     with pytest.raises(ParamError, match=r"finetune\.unfreeze: vgg has no layer 'block5_conv'. "
                                          r"Fix: give one of its layer names \(the closest: block5_conv"):
-        first_unfrozen(names, "block5_conv", "vgg")
+        first_unfrozen(vgg, "block5_conv", "vgg")
+
+
+@pytest.mark.parametrize("name, size, first", [
+    ("vgg16", 150, "block5_conv1"),  # the book's block5
+    ("mobilenet_v2", 160, "block_13_depthwise"),  # blocks 13 to 16 and Conv_1, at 5x5
+    ("resnet50", 150, "conv5_block1_1_conv"),  # the conv5 stage
+    ("efficientnetb0", 150, "block6a_dwconv"),
+])
+def test_top_block_is_the_last_stage_whatever_the_base_names_its_layers(name, size, first):
+    conv_base = weightless_conv_base({"name": name, "input_size": size})
+    assert conv_base.layers[first_unfrozen(conv_base, "top_block", name)].name == first
 
 
 def test_check_layers_reads_the_conv_base_of_params():
@@ -131,8 +153,7 @@ def train_one_epoch(classifier, first_layer, learning_rate=1e-3):
     """As the finetune stage does, on 8 random images; returns the conv base."""
     keras.utils.set_random_seed(0)
     conv_base = conv_base_of(classifier)
-    names = [layer.name for layer in conv_base.layers]
-    unfreeze(conv_base, first_unfrozen(names, first_layer, conv_base.name))
+    unfreeze(conv_base, first_unfrozen(conv_base, first_layer, conv_base.name))
     model = end_to_end_model(classifier.get_layer("preprocess"), conv_base, classifier.get_layer("head"),
                              augmentation(SETTINGS, 0), learning_rate)
     rng = np.random.default_rng(0)

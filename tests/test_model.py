@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dogs_vs_cats.conv_base import build_conv_base, conv_base_module
+from dogs_vs_cats.conv_base import build_conv_base, conv_base_module, conv_base_names, weightless_conv_base
+from dogs_vs_cats.core.params import ParamError
 from dogs_vs_cats.images import decode_image, load_image
 from dogs_vs_cats.model import affine_preprocessing, build_classifier, build_head, preprocess_layer
 from helpers import CLASSES
@@ -107,3 +108,35 @@ def test_fused_rmsprop_refuses_what_it_does_not_implement(option):
 
     with pytest.raises(ValueError, match="neither momentum nor centered"):
         RMSprop(learning_rate=1e-2, **option)
+
+
+def smallest_size(name):
+    """The smallest of the sizes keras.applications models accept that `name` accepts (32 for most)."""
+    for size in (32, 75):
+        try:
+            weightless_conv_base({"name": name, "input_size": size})
+            return size
+        except ParamError:
+            continue
+    raise AssertionError(f"{name} accepts neither 32 nor 75")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", conv_base_names())
+def test_every_keras_applications_constructor_exports_a_classifier_that_loads_back(name, tmp_path):
+    """conv_base.name takes any constructor of keras.applications (listed by Keras itself, so a
+    new Keras's are covered): the conv base builds, its preprocess_input becomes the classifier's
+    1x1 convolution, and the saved classifier loads back and answers the same."""
+    import keras
+
+    size = smallest_size(name)
+    conv_base, preprocess_input = build_conv_base({"name": name, "weights": None, "input_size": size, "seed": 0})
+    head = build_head(conv_base.output_shape[1:], units=4, dropout=0.5, learning_rate=1e-3, classes=CLASSES)
+    classifier = build_classifier(conv_base, preprocess_input, head, CLASSES)
+    classifier.save(tmp_path / "classifier.keras")
+    loaded = keras.models.load_model(tmp_path / "classifier.keras")
+    image = np.random.default_rng(0).uniform(0, 255, (1, size + 9, size + 3, 3)).astype(np.float32)
+    expected, actual = classifier(image), loaded(image)
+    np.testing.assert_allclose(actual["probabilities"], expected["probabilities"], rtol=1e-6)
+    assert actual["class"].numpy()[0].decode() in CLASSES
+    keras.backend.clear_session()  # the largest (ConvNeXtXLarge) hold 1.4 GB each
