@@ -12,7 +12,7 @@ KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16":
 
 
 def conv_base_names():
-    """Every constructor of keras.applications, by the name conv_base.name matches: vgg16, mobilenetv3small..."""
+    """Every keras.applications constructor, by the name conv_base.name matches: vgg16, mobilenetv3small..."""
     return sorted(name.lower() for name, constructor in vars(keras.applications).items()
                   if name[:1].isupper() and callable(constructor))
 

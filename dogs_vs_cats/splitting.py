@@ -286,7 +286,9 @@ def class_origin(class_name, candidates):
 def leave_out(class_name, classes):
     """The fix that drops a class: split.classes listing the others, when two or more remain."""
     others = [name for name in classes if name != class_name]
-    return f"; or leave {class_name} out with split.classes: [{', '.join(others)}]" if len(others) >= 2 else ""
+    if len(others) < 2:
+        return ""
+    return f"; or leave {class_name} out with split.classes: [{', '.join(others)}]"
 
 
 def check_counts(raw_dir, usable, skipped, counts, candidates):

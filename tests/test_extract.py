@@ -18,7 +18,7 @@ from dogs_vs_cats.core.atomic import DiskFull
 from dogs_vs_cats.core.layout import FEATURES_DIR, SPLIT_DIR
 from dogs_vs_cats.core.params import ParamError
 from dogs_vs_cats.images import load_image
-from helpers import TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
+from helpers import REPO, TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
 from stages import extract, split
 
 
@@ -132,19 +132,24 @@ def test_extract_rejects_unknown_subset(project, monkeypatch):
         run_extract(monkeypatch, "training")
 
 
-def test_failed_weights_download_names_the_parameter(monkeypatch):
-    """Offline, `weights: imagenet` stops with a message that names conv_base.weights and the way out."""
-    from keras.src.utils import file_utils
+def test_failed_weights_download_names_the_parameter(tmp_path):
+    """Offline, `weights: imagenet` stops with one line that names conv_base.weights and the way out.
 
-    def no_network(*args, **kwargs):
-        raise Exception("no network in this test")
-
-    monkeypatch.setattr(file_utils, "get_file", no_network)
-    with pytest.raises(ParamError) as error:
-        build_conv_base({"name": "vgg16", "weights": "imagenet", "input_size": 32, "seed": 0})
-    message = str(error.value)
-    assert "conv_base.weights" in message and "download" in message and "null" in message
-    assert "no network in this test" in message  # the patched download ran, not a real one
+    In a fresh process whose Keras cache is empty and whose downloads go to a closed port, so the
+    download really runs and fails here, whether or not the machine has a network."""
+    build = ("from dogs_vs_cats.conv_base import build_conv_base; "
+             "from dogs_vs_cats.core.errors import run_stage; "
+             "run_stage(lambda: build_conv_base({'name': 'vgg16', 'weights': 'imagenet', 'input_size': 32}))")
+    closed = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    env = dict(subprocess_env(), KERAS_HOME=str(tmp_path), HTTPS_PROXY=closed, https_proxy=closed,
+               HTTP_PROXY=closed, http_proxy=closed, no_proxy="", NO_PROXY="")
+    result = subprocess.run([sys.executable, "-c", build], cwd=REPO, env=env, text=True, capture_output=True,
+                            timeout=120)
+    message = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1, result.stderr
+    assert message.startswith("error: params.yaml conv_base.weights: downloading the ImageNet weights failed")
+    assert "Fix: set conv_base.weights to a local weights file (.h5), or to null" in message
+    assert not list(tmp_path.rglob("*.h5"))  # nothing half-downloaded left as if complete
 
 
 def test_weightless_conv_base_has_the_architecture_and_refuses_a_too_small_input():

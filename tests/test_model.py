@@ -130,7 +130,8 @@ def test_every_keras_applications_constructor_exports_a_classifier_that_loads_ba
     import keras
 
     size = smallest_size(name)
-    conv_base, preprocess_input = build_conv_base({"name": name, "weights": None, "input_size": size, "seed": 0})
+    conv_params = {"name": name, "weights": None, "input_size": size, "seed": 0}
+    conv_base, preprocess_input = build_conv_base(conv_params)
     head = build_head(conv_base.output_shape[1:], units=4, dropout=0.5, learning_rate=1e-3, classes=CLASSES)
     classifier = build_classifier(conv_base, preprocess_input, head, CLASSES)
     classifier.save(tmp_path / "classifier.keras")

@@ -192,7 +192,8 @@ def test_split_test_change_reruns_split_and_test_features_only(pipeline):
 
 def split_files(project):
     """Every file under data/split/ but the report, and its bytes."""
-    return {path.relative_to(project): path.read_bytes() for path in sorted((project / "data/split").rglob("*"))
+    files = sorted((project / "data/split").rglob("*"))
+    return {path.relative_to(project): path.read_bytes() for path in files
             if path.is_file() and path.name != "report.json"}
 
 
