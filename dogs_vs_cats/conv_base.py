@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 from dogs_vs_cats.core.layout import WEIGHTS_DIR
-from dogs_vs_cats.core.params import ParamError, positive_int, section
+from dogs_vs_cats.core.params import ParamError, integer, positive_int, section
 from dogs_vs_cats.core.runtime import keras
 
 # The Keras dtype policy of each precision the Keras engine runs (int8 is OpenVINO's alone).
@@ -45,6 +45,7 @@ def check_conv_base(params):
     conv_params = section(params, "conv_base")
     conv_base_module(conv_params.get("name"))
     positive_int(params, "conv_base.input_size")
+    integer(params, "conv_base.seed")
     weights = local_weights(params)
     if weights is not None and not Path(weights).is_file():
         if Path(f"{weights}.dvc").is_file():  # a clone, or a folder remote not pulled from yet
@@ -107,6 +108,7 @@ def build_conv_base(conv_params, precision="float32"):
     gives a random but seeded initialisation (conv_base.seed), for machines that cannot download
     the ImageNet weights.
     """
+    conv_params = {"seed": 0, **conv_params}  # tools and tests that need no seed give none
     check_conv_base({"conv_base": conv_params})
     if precision not in KERAS_POLICIES:
         raise ParamError("extract.precision", f"{precision!r} is not a precision of the Keras engine",
@@ -115,7 +117,7 @@ def build_conv_base(conv_params, precision="float32"):
     size = conv_params["input_size"]
     weights = conv_params.get("weights")
     keras.config.set_dtype_policy(KERAS_POLICIES[precision])
-    keras.utils.set_random_seed(conv_params.get("seed", 0))
+    keras.utils.set_random_seed(conv_params["seed"])
     try:
         conv_base = constructor(include_top=False, weights=weights, input_shape=(size, size, 3))
     except Exception as error:

@@ -26,7 +26,7 @@ import numpy as np
 import yaml
 
 from dogs_vs_cats.conv_base import build_conv_base, check_conv_base
-from dogs_vs_cats.core.atomic import atomic_path, write_json
+from dogs_vs_cats.core.atomic import atomic_path
 from dogs_vs_cats.core.classes import read_classes
 from dogs_vs_cats.core.layout import (
     AUGMENTED_DIR,
@@ -41,7 +41,7 @@ from dogs_vs_cats.core.layout import (
 )
 from dogs_vs_cats.core.params import fraction, integer, positive_int, positive_number
 from dogs_vs_cats.core.runtime import keras, seed_everything
-from dogs_vs_cats.evaluation import prediction_rows, subset_metrics
+from dogs_vs_cats.evaluation import evaluate, export, history_callback
 from dogs_vs_cats.images import image_dataset, list_images
 from dogs_vs_cats.model import build_classifier, build_head, check_head, loss_for, preprocess_layer
 
@@ -104,19 +104,14 @@ def end_to_end_model(preprocess, conv_base, head, augment, learning_rate):
 
 def fit(model, size, settings, epochs, out_dir):
     """Train on the shuffled train images, validating after each epoch; the history through DVCLive."""
-    from dvclive.keras import DVCLiveCallback
-
     trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
     print(f"training {trainable:,} of {model.count_params():,} weights for {epochs} epochs")
     start = time.perf_counter()
     *_, train = subset_dataset("train", size, settings["batch_size"], shuffle_seed=settings["seed"])
     *_, validation = subset_dataset("validation", size, settings["batch_size"])
-    # The plots that read the history are declared in the stage's own dvc.yaml (evaluate_and_export),
-    # not by DVCLive.
     model.fit(train, validation_data=validation, epochs=epochs, verbose=2,
               shuffle=False,  # the dataset shuffles itself; Keras cannot shuffle a tf.data.Dataset
-              callbacks=[DVCLiveCallback(dir=str(out_dir / RESULTS_DIR / LIVE_DIR.name), dvcyaml=None,
-                                         save_dvc_exp=False)])
+              callbacks=[history_callback(out_dir / RESULTS_DIR / LIVE_DIR.name)])
     print(f"time: {epochs} epochs in {time.perf_counter() - start:.1f} s")
 
 
@@ -139,21 +134,16 @@ def evaluate_and_export(model, classifier, size, batch_size, out_dir, plot_title
     """Evaluate `model` on the three subsets, then write the classifier, predictions, metrics and
     the dvc.yaml that declares them (`plot_titles`: results_definition's curves and confusion)."""
     start = time.perf_counter()
-    results = {}
-    for subset in ("train", "validation"):
-        *_, dataset = subset_dataset(subset, size, batch_size)
-        results[subset] = model.evaluate(dataset, verbose=0)
-    files, labels, dataset = subset_dataset("test", size, batch_size)
-    outputs, classes = model.predict(dataset, verbose=0), read_classes()
-    predictions = prediction_rows(files, labels, outputs, classes)
-    metrics = subset_metrics(results, predictions, outputs, classes)
+    datasets = {}
+    for subset in ("train", "validation", "test"):
+        files, labels, datasets[subset] = subset_dataset(subset, size, batch_size)
+    metrics, predictions = evaluate(model, datasets, files, labels, read_classes())  # files: the test's
 
     for folder in (MODEL_DIR, RESULTS_DIR):  # the notes of a switched-off run
         (out_dir / folder / OFF_NOTE).unlink(missing_ok=True)
-    with atomic_path(out_dir / MODEL_DIR / CLASSIFIER_FILE.name) as tmp:
-        classifier.save(tmp)
-    write_json(out_dir / RESULTS_DIR / PREDICTIONS_FILE.name, predictions)
-    write_json(out_dir / RESULTS_DIR / METRICS_FILE.name, metrics)
+    results = out_dir / RESULTS_DIR
+    export(classifier, out_dir / MODEL_DIR / CLASSIFIER_FILE.name, metrics, results / METRICS_FILE.name,
+           predictions, results / PREDICTIONS_FILE.name)
     with atomic_path(out_dir / "dvc.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(results_definition(*plot_titles), sort_keys=False))
     print(f"time: evaluation and export in {time.perf_counter() - start:.1f} s")

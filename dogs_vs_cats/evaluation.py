@@ -7,8 +7,11 @@ for each test image: (N, 1) P(second class) for two classes, (N, classes) softma
 (core/classes.py).
 """
 
+from pathlib import Path
+
 import numpy as np
 
+from dogs_vs_cats.core.atomic import atomic_path, write_json
 from dogs_vs_cats.core.classes import predicted_labels, reported_probability
 from dogs_vs_cats.core.runtime import keras
 
@@ -94,3 +97,54 @@ def subset_metrics(results, predictions, outputs, classes):
     print("test: recall " + ", ".join(f"{name} {values['recall']:.4f}"
                                       for name, values in metrics["test"]["per_class"].items()))
     return metrics
+
+
+def evaluate(model, datasets: dict, test_files: list, test_labels, classes: list) -> tuple[dict, list]:
+    """Evaluate a trained model as every training stage does: loss and accuracy on train and
+    validation, then one pass over the test images for their predictions and metrics.
+
+    Args:
+        model: a compiled Keras model: the head on features (train), or images end to end (augment,
+            finetune).
+        datasets: "train", "validation" and "test" batches of (inputs, labels); test in the order of
+            test_files.
+        test_files: the test images, in the order of their batches.
+        test_labels: their labels, each its class's index in `classes`.
+        classes: the class names in label order.
+
+    Returns:
+        (metrics, predictions): the content of metrics.json and of predictions.json.
+    """
+    results = {subset: model.evaluate(datasets[subset], verbose=0) for subset in ("train", "validation")}
+    outputs = model.predict(datasets["test"], verbose=0)
+    predictions = prediction_rows(test_files, test_labels, outputs, classes)
+    return subset_metrics(results, predictions, outputs, classes), predictions
+
+
+def export(classifier, classifier_file: Path, metrics: dict, metrics_file: Path, predictions: list,
+           predictions_file: Path) -> None:
+    """Write the classifier (raw image in, probabilities and class out), the predictions and the metrics,
+    each whole or not at all.
+
+    Args:
+        classifier: the model of model.build_classifier.
+        classifier_file: where it goes (.keras).
+        metrics: what `evaluate` returned, and metrics_file, where it goes (JSON).
+        predictions: what `evaluate` returned, and predictions_file, where it goes (JSON).
+    """
+    with atomic_path(classifier_file) as tmp:
+        classifier.save(tmp)
+    write_json(predictions_file, predictions)
+    write_json(metrics_file, metrics)
+
+
+def history_callback(live_dir: Path):
+    """The DVCLive callback that writes a training stage's per-epoch history under `live_dir`.
+
+    The plots that read the history are declared in a dvc.yaml (the root one for train, the stage's
+    own for augment and finetune), so DVCLive writes no dvc.yaml, and no experiment of its own: DVC
+    runs the experiments.
+    """
+    from dvclive.keras import DVCLiveCallback
+
+    return DVCLiveCallback(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False)

@@ -18,7 +18,7 @@ Writes
 import time
 
 from dogs_vs_cats.conv_base import build_conv_base, check_conv_base
-from dogs_vs_cats.core.atomic import atomic_path, write_json
+from dogs_vs_cats.core.atomic import atomic_path
 from dogs_vs_cats.core.classes import read_classes
 from dogs_vs_cats.core.errors import run_stage
 from dogs_vs_cats.core.layout import (
@@ -33,7 +33,7 @@ from dogs_vs_cats.core.layout import (
 )
 from dogs_vs_cats.core.params import load_params
 from dogs_vs_cats.core.runtime import seed_everything
-from dogs_vs_cats.evaluation import prediction_rows, subset_metrics
+from dogs_vs_cats.evaluation import evaluate, export, history_callback
 from dogs_vs_cats.features import feature_batches
 from dogs_vs_cats.model import (
     EVALUATION_BATCH_SIZE,
@@ -47,8 +47,6 @@ from dogs_vs_cats.model import (
 
 
 def main():
-    from dvclive.keras import DVCLiveCallback
-
     all_params = load_params()
     params, conv_params = check_train(all_params), check_conv_base(all_params)  # the export rebuilds it
     classes = read_classes()
@@ -62,32 +60,24 @@ def main():
     start = time.perf_counter()
     model = build_head(train_batches.element_spec[0].shape[1:], params["units"], params["dropout"],
                        params["learning_rate"], classes)
-    # DVCLive writes the history as dvclive/plots/metrics/{train,eval}/{loss,accuracy}.tsv; the
-    # plots that use it are declared in dvc.yaml, so DVCLive writes no dvc.yaml of its own.
     fit_head(model, train_batches, evaluation["validation"][0], params["epochs"],
-             callbacks=[DVCLiveCallback(dir=str(LIVE_DIR), dvcyaml=None, save_dvc_exp=False)],
+             callbacks=[history_callback(LIVE_DIR)],
              class_weight=class_weights(train_labels, params.get("class_weight"), len(classes)))
     timings["epochs"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    results = {subset: model.evaluate(evaluation[subset][0], verbose=0) for subset in ("train", "validation")}
-    test_batches, test_labels = evaluation["test"]
-    outputs = model.predict(test_batches, verbose=0)
     test_files = (FEATURES_DIR / "test" / "files.txt").read_text().splitlines()  # in extract's order
-    predictions = prediction_rows([SPLIT_DIR / file for file in test_files], test_labels, outputs, classes)
-    metrics = subset_metrics(results, predictions, outputs, classes)
+    metrics, predictions = evaluate(model, {subset: batches for subset, (batches, _) in evaluation.items()},
+                                    [SPLIT_DIR / file for file in test_files], evaluation["test"][1], classes)
     timings["evaluation"] = time.perf_counter() - start
 
     start = time.perf_counter()
     # The same conv base extract ran (same weights or seed), in float32 whatever extract used.
     conv_base, preprocess_input = build_conv_base(conv_params, "float32")
-    classifier = build_classifier(conv_base, preprocess_input, model, classes)
     with atomic_path(HEAD_FILE) as tmp:
         inference_copy(model).save(tmp)
-    with atomic_path(CLASSIFIER_FILE) as tmp:
-        classifier.save(tmp)
-    write_json(PREDICTIONS_FILE, predictions)
-    write_json(METRICS_FILE, metrics)
+    export(build_classifier(conv_base, preprocess_input, model, classes), CLASSIFIER_FILE,
+           metrics, METRICS_FILE, predictions, PREDICTIONS_FILE)
     timings["export"] = time.perf_counter() - start
     print("time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()))
 

@@ -50,6 +50,7 @@ def test_main_writes_the_stamp_when_everything_is_valid(tmp_path, monkeypatch):
     ({"extract": {"precision": "float8"}}, "extract.precision"),
     ({"conv_base": {"name": "no_such_net"}}, "conv_base.name"),
     ({"conv_base": {"input_size": 16}}, "conv_base.input_size"),  # VGG16 takes 32x32 and up
+    ({"conv_base": {"seed": "zero"}}, "conv_base.seed"),
     ({"train": {"dropout": 1.5}}, "train.dropout"),
     ({"finetune": {"zoom": 1}}, "finetune.zoom"),
     ({"finetune": {"learning_rate": 0}}, "finetune.learning_rate"),
