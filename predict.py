@@ -4,8 +4,8 @@
 
 Prints one line per image: path, TAB, class, TAB, a probability with 4 decimals: for two classes
 that of the second (P(dog) for cat and dog), for more that of the predicted class. Files that are
-not readable images are reported on stderr and skipped. Exits with 1 when no image at all could be
-classified.
+not readable images are reported on stderr and skipped. Exits with 1 and one line when no image at
+all could be classified.
 
 Images are decoded and resized to the model's input size in a tf.data pipeline, in parallel and
 ahead of the model, which then classifies a batch at a time in one compiled call.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dogs_vs_cats.core.atomic import atomic_path
 from dogs_vs_cats.core.classes import class_probabilities, predicted_labels, reported_probability
-from dogs_vs_cats.core.errors import run_stage
+from dogs_vs_cats.core.errors import UserError, run_stage
 from dogs_vs_cats.core.layout import CLASSIFIER_FILE
 
 OUTPUT_FORMATS = (".csv", ".json")
@@ -120,21 +120,27 @@ def write_output(path, results):
 
 
 def main(argv=None):
+    """Classify the images the command line names: print a line for each, and write --output.
+
+    Args:
+        argv: the command-line arguments; sys.argv[1:] when None.
+
+    Raises:
+        UserError: no model at --model, or no image could be classified (the exit status 1 of the
+            command line, through run_stage).
+    """
     args = parse_args(argv)
     if not args.model.is_file():
-        sys.exit(f"error: no model at {args.model}. Run `dvc repro` to train and export it "
-                 "(or `dvc pull` to fetch it from the DVC remote), or pass --model FILE.")
+        raise UserError(f"error: no model at {args.model}. Fix: run `dvc repro` to train and export it "
+                        "(or `dvc pull` to fetch it from the DVC remote), or pass --model FILE")
     from dogs_vs_cats.core.runtime import keras
     from dogs_vs_cats.model import class_names
 
     model = keras.models.load_model(args.model)
-    try:
-        classes = class_names(model)
-    except ValueError:  # no layer "class_names": exported before the classes came from the data
-        sys.exit(f"error: {args.model} holds no class names (exported by an older version). "
-                 "Run `dvc repro` to export it again.")
+    classes = class_names(model)
+    files = find_files(args.paths)
     results = []
-    for path, outputs, problem in classify(model, find_files(args.paths), args.batch_size):
+    for path, outputs, problem in classify(model, files, args.batch_size):
         if problem:
             print(f"{path}: skipped: {problem}", file=sys.stderr)
             continue
@@ -143,13 +149,13 @@ def main(argv=None):
         results.append(dict(row, probability=round(row["probability"], 6)))
 
     if not results:
-        print("error: no image could be classified", file=sys.stderr)
-        return 1
+        found = f"all {len(files)} file(s) were skipped (see above)" if files else "the paths hold no file"
+        raise UserError(f"error: no image could be classified: {found}. Fix: pass image files (JPEG, PNG, "
+                        "GIF or BMP) or folders that hold some")
     if args.output:
         write_output(args.output, results)
         print(f"wrote {len(results)} result(s) to {args.output}", file=sys.stderr)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(run_stage(main))  # the exit status main returns; a DiskFull as one line
+    run_stage(main)  # a UserError (no model, no image, DiskFull) as one line and exit status 1

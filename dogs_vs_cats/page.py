@@ -8,8 +8,11 @@ vl-convert-python package (pinned in requirements.txt), which puts `vega`, `vega
 `vegaEmbed` on `window`. DVC's charts are Vega-Lite 5 specifications, hence VEGA_LITE_VERSION.
 """
 
+from dogs_vs_cats.core.errors import UserError
+
 VEGA_LITE_VERSION = "5.21"
 PLACEHOLDER = "{plot_divs}"  # DVC fills it; "{scripts}" would be filled with the CDN's script tags
+INSTALL_PINNED = "install the vl-convert-python that requirements.txt pins (pip install -r requirements.txt)"
 
 PAGE = """<!DOCTYPE html>
 <html>
@@ -34,13 +37,24 @@ BUNDLE
 
 
 def page_template():
-    """The page template: PAGE with the JavaScript bundle inlined and DVC's placeholder for the charts."""
+    """The page template: PAGE with the JavaScript bundle inlined and DVC's placeholder for the charts.
+
+    Raises a UserError when the installed vl-convert-python has no Vega-Lite VEGA_LITE_VERSION, or
+    when its bundle holds one of DVC's placeholders.
+    """
     import vl_convert
 
-    bundle = vl_convert.javascript_bundle(vl_version=VEGA_LITE_VERSION)
-    if any(marker in bundle for marker in ("{plot_divs}", "{scripts}", "{refresh_tag}")):
-        raise RuntimeError("the Vega bundle holds a placeholder that DVC would fill: pin another "
-                           "vl-convert-python in requirements.txt")
+    try:
+        bundle = vl_convert.javascript_bundle(vl_version=VEGA_LITE_VERSION)
+    except RuntimeError as error:  # its message goes on with a Rust backtrace: the first line says it
+        if not str(error).startswith("Unsupported Vega-Lite version"):
+            raise
+        raise UserError(f"error: the installed vl-convert-python has no Vega-Lite {VEGA_LITE_VERSION}, "
+                        f"the version of DVC's charts. Fix: {INSTALL_PINNED}") from None
+    found = [marker for marker in ("{plot_divs}", "{scripts}", "{refresh_tag}") if marker in bundle]
+    if found:
+        raise UserError(f"error: the Vega bundle of vl-convert-python holds {found[0]}, a placeholder "
+                        f"that DVC would fill. Fix: {INSTALL_PINNED}, or pin another version there")
     # Inside a <script> element, "</script" would end it: escaped, it is the same JavaScript string.
     bundle = bundle.replace("</script", "<\\/script")
     return PAGE.replace("PLOTS", PLACEHOLDER).replace("BUNDLE", bundle)

@@ -9,6 +9,8 @@ from PIL import Image
 
 import predict
 from dogs_vs_cats.conv_base import build_conv_base
+from dogs_vs_cats.core.errors import UserError
+from dogs_vs_cats.core.params import ConvBase
 from dogs_vs_cats.model import build_classifier, build_head
 from helpers import CLASSES
 
@@ -18,8 +20,7 @@ SIZE = 32
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     """A tiny classifier with random weights, exported as train exports it."""
-    conv_base, preprocess_input = build_conv_base(
-        {"name": "mobilenet_v2", "weights": None, "input_size": SIZE, "seed": 0}, "float32")
+    conv_base, preprocess_input = build_conv_base(ConvBase("mobilenet_v2", None, SIZE, 0), "float32")
     head = build_head(conv_base.output_shape[1:], units=4, dropout=0.5, learning_rate=1e-3, classes=CLASSES)
     path = tmp_path_factory.mktemp("models") / "classifier.keras"
     build_classifier(conv_base, preprocess_input, head, CLASSES).save(path)
@@ -42,15 +43,14 @@ GOOD = ["a.jpg", "b.png", "more/c.jpg"]
 
 
 def run(capsys, *args):
-    code = predict.main([str(arg) for arg in args])
+    predict.main([str(arg) for arg in args])
     out, err = capsys.readouterr()
-    return code, out.splitlines(), err.splitlines()
+    return out.splitlines(), err.splitlines()
 
 
 def test_prints_one_line_per_image_and_skips_the_rest(model_file, folder, capsys):
-    code, out, err = run(capsys, folder, "--model", model_file)
+    out, err = run(capsys, folder, "--model", model_file)
 
-    assert code == 0
     assert [line.split("\t")[0] for line in out] == [str(folder / name) for name in GOOD]
     for line in out:
         path, label, probability = line.split("\t")
@@ -64,8 +64,7 @@ def test_prints_one_line_per_image_and_skips_the_rest(model_file, folder, capsys
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
 def test_all_probabilities_adds_one_per_class(model_file, folder, tmp_path, capsys, suffix):
     output = tmp_path / f"predictions{suffix}"
-    code, out, _ = run(capsys, folder, "--model", model_file, "--output", output, "--all-probabilities")
-    assert code == 0
+    run(capsys, folder, "--model", model_file, "--output", output, "--all-probabilities")
     if suffix == ".csv":
         with open(output, newline="") as f:
             rows = list(csv.DictReader(f))
@@ -89,10 +88,9 @@ def test_all_probabilities_needs_an_output_file(folder, capsys):
 @pytest.mark.parametrize("suffix", [".csv", ".json"])
 def test_writes_the_output_file(model_file, folder, tmp_path_factory, capsys, suffix):
     output = tmp_path_factory.mktemp("out") / f"predictions{suffix}"
-    code, out, _ = run(capsys, folder / "a.jpg", folder / "more", folder / "notes.jpg",
-                       "--model", model_file, "--output", output)
+    out, _ = run(capsys, folder / "a.jpg", folder / "more", folder / "notes.jpg",
+                 "--model", model_file, "--output", output)
 
-    assert code == 0
     if suffix == ".csv":
         with open(output, newline="") as f:
             rows = list(csv.DictReader(f))
@@ -108,15 +106,21 @@ def test_writes_the_output_file(model_file, folder, tmp_path_factory, capsys, su
     assert not list(output.parent.glob(".*"))  # no temporary file left behind
 
 
-def test_exits_1_when_nothing_could_be_classified(model_file, folder, capsys):
-    code, out, err = run(capsys, folder / "notes.jpg", folder / "missing.jpg", "--model", model_file)
+def test_nothing_classified_is_a_user_error(model_file, folder, capsys):
+    with pytest.raises(UserError, match=r"no image could be classified: all 2 file\(s\) were skipped"):
+        run(capsys, folder / "notes.jpg", folder / "missing.jpg", "--model", model_file)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert f"{folder / 'missing.jpg'}: skipped: cannot read file (No such file or directory)\n" in err
 
-    assert code == 1 and out == []
-    assert f"{folder / 'missing.jpg'}: skipped: cannot read file (No such file or directory)" in err
+
+def test_an_empty_folder_is_a_user_error(model_file, tmp_path):
+    with pytest.raises(UserError, match="no image could be classified: the paths hold no file"):
+        predict.main([str(tmp_path), "--model", str(model_file)])
 
 
 def test_missing_model_says_how_to_get_one(folder, tmp_path):
-    with pytest.raises(SystemExit, match="dvc repro"):
+    with pytest.raises(UserError, match=r"no model at .*nothing\.keras\. Fix: run `dvc repro`"):
         predict.main([str(folder), "--model", str(tmp_path / "nothing.keras")])
 
 
@@ -125,13 +129,3 @@ def test_refuses_an_unknown_output_format(folder, capsys):
         predict.main([str(folder), "--output", "predictions.txt"])
     assert exit_info.value.code == 2
     assert ".csv or .json" in capsys.readouterr().err
-
-
-def test_a_model_without_class_names_says_to_export_it_again(folder, tmp_path):
-    import keras
-
-    old = keras.Sequential([keras.Input((None, None, 3)), keras.layers.GlobalAveragePooling2D(),
-                            keras.layers.Dense(1, activation="sigmoid")])
-    old.save(tmp_path / "old.keras")
-    with pytest.raises(SystemExit, match=r"holds no class names .* Run `dvc repro` to export it again"):
-        predict.main([str(folder), "--model", str(tmp_path / "old.keras")])

@@ -4,7 +4,8 @@ import sys
 
 
 class UserError(Exception):
-    """A problem the user fixes (a parameter, the data, the disk): its message is the line to show."""
+    """A problem the user fixes (a parameter, the data, the disk): its message is the line to show,
+    `error: <what>. Fix: <how>` (tests/test_error_rule.py checks it, and that only run_stage exits)."""
 
 
 def run_stage(main):
