@@ -18,6 +18,7 @@ and a head trained on each run's own features ("own head").
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -84,14 +85,14 @@ def marginal_rate(times):
     return (end_done - start_done) / (end - start)
 
 
-def run_original(conv_params, files, out_file):
+def run_original(conv, files, out_file):
     """The recipe's loop: generator of decoded batches, one predict() call per batch of 20."""
     from PIL import Image
 
     from dogs_vs_cats.conv_base import build_conv_base
 
-    conv_base, preprocess = build_conv_base(conv_params, "float32")
-    size = conv_params["input_size"]
+    conv_base, preprocess = build_conv_base(conv, "float32")
+    size = conv.input_size
 
     def batches():
         for start in range(0, len(files), ORIGINAL_BATCH):
@@ -109,7 +110,7 @@ def run_original(conv_params, files, out_file):
     return times
 
 
-def run_project(conv_params, engine, precision, files, labels, out_file, batch_size, calibration):
+def run_project(conv, engine, precision, files, labels, out_file, batch_size, calibration):
     """The extract stage's code path, unchanged, on one engine and precision."""
     from dogs_vs_cats.engines import load_engine
     from dogs_vs_cats.features import extract_features
@@ -121,25 +122,25 @@ def run_project(conv_params, engine, precision, files, labels, out_file, batch_s
 
         train_files = [f for f, first in zip(files, first_half(labels), strict=True) if first]
         quantized_model = Path(out_file).with_suffix(".xml")
-        write_int8_conv_base(conv_params, train_files, calibration, quantized_model)
-    run, preprocess, shape, note = load_engine(conv_params, engine, precision, quantized_model)
+        write_int8_conv_base(conv, train_files, calibration, quantized_model)
+    run, preprocess, shape, note = load_engine(conv, engine, precision, quantized_model)
     if note:
         print(f"note: {note}", file=sys.stderr)
     timed = Timed(run)
-    dataset = image_dataset(files, conv_params["input_size"], batch_size, preprocess=preprocess)
+    dataset = image_dataset(files, conv.input_size, batch_size, preprocess=preprocess)
     extract_features(timed, shape, dataset, len(files), out_file)
     return timed.times
 
 
 def child(args):
     """Run one approach in this process and print its figures as JSON."""
-    conv_params = conv_base_params(args)
+    conv = conv_base_params(args)
     files, labels = pick_images(args.image_dir, args.images)
     if args.run == "original":
-        times = run_original(conv_params, files, args.out)
+        times = run_original(conv, files, args.out)
     else:
         engine, precision = args.run.split("/")
-        times = run_project(conv_params, engine, precision, files, labels, args.out, args.batch_size,
+        times = run_project(conv, engine, precision, files, labels, args.out, args.batch_size,
                             args.calibration)
     print(json.dumps({"images": len(files), "images_per_s": marginal_rate(times),
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -147,15 +148,13 @@ def child(args):
 
 def conv_base_params(args):
     """params.yaml's conv_base section, with what the command line overrides."""
-    conv_params = dict(load_params()["conv_base"])
-    for key in ("name", "weights"):
-        if getattr(args, key) is not None:
-            conv_params[key] = getattr(args, key)
+    conv = load_params().conv_base
+    overrides = {key: getattr(args, key) for key in ("name", "weights") if getattr(args, key) is not None}
     if args.size:
-        conv_params["input_size"] = args.size
-    if conv_params["weights"] in ("null", "none", "random"):
-        conv_params["weights"] = None
-    return conv_params
+        overrides["input_size"] = args.size
+    if overrides.get("weights", conv.weights) in ("null", "none", "random"):
+        overrides["weights"] = None
+    return dataclasses.replace(conv, **overrides)
 
 
 def train_head(features, labels):
@@ -163,12 +162,10 @@ def train_head(features, labels):
     from dogs_vs_cats.core.runtime import seed_everything
     from dogs_vs_cats.model import build_head
 
-    train_params = load_params()["train"]
-    seed_everything(train_params["seed"])
-    model = build_head(features.shape[1:], train_params["units"], train_params["dropout"],
-                       train_params["learning_rate"], ["cat", "dog"])
-    model.fit(features, labels, epochs=train_params["epochs"], batch_size=train_params["batch_size"],
-              verbose=0)
+    train = load_params().train
+    seed_everything(train.seed)
+    model = build_head(features.shape[1:], train.units, train.dropout, train.learning_rate, ["cat", "dog"])
+    model.fit(features, labels, epochs=train.epochs, batch_size=train.batch_size, verbose=0)
     return model
 
 
@@ -183,9 +180,9 @@ def main():
     parser.add_argument("--size", type=int, help="input size (default: conv_base.input_size)")
     parser.add_argument("--weights",
                         help="imagenet, a weights file, or null for random (default: conv_base.weights)")
-    parser.add_argument("--batch-size", type=int, default=load_params()["extract"]["batch_size"],
+    parser.add_argument("--batch-size", type=int, default=load_params().extract.batch_size,
                         help="batch size of the project's runs (default: extract.batch_size)")
-    parser.add_argument("--calibration", type=int, default=load_params()["quantize"]["images"],
+    parser.add_argument("--calibration", type=int, default=load_params().quantize.images,
                         help="int8 calibration images (default: quantize.images)")
     parser.add_argument("--runs", default=",".join(RUNS),
                         help=f"comma-separated, from {','.join(RUNS)} (default: all)")
@@ -215,9 +212,9 @@ def main():
     half = first_half(labels)
     reference = features["keras/float32"]
     reference_head = train_head(reference[half], labels[half])
-    conv_params = conv_base_params(args)
-    print(f"{len(labels)} images from {args.image_dir}; {conv_params['name']} at "
-          f"{conv_params['input_size']}, weights {conv_params['weights'] or 'random (seeded)'}; "
+    conv = conv_base_params(args)
+    print(f"{len(labels)} images from {args.image_dir}; {conv.name} at "
+          f"{conv.input_size}, weights {conv.weights or 'random (seeded)'}; "
           f"{os.cpu_count()} CPUs; marginal images/s after the first {WARM_UP_IMAGES}")
     print(f"{'run':<20}{'images/s':>9}{'ratio':>7}{'peak MiB':>9}{'max diff':>9}{'mean diff':>10}"
           f"{'f32 head':>9}{'own head':>9}")

@@ -1,7 +1,12 @@
-"""Every stage's parameter checks at once, and the keys of params.yaml that no stage reads (the check stage).
+"""Every stage's parameter checks at once, and the keys of params.yaml that no stage reads (the check
+stages).
 
-Each check lives beside what it checks (splitting.check_split, features.check_extract, ...); this
-module only runs them all, so that a bad value stops `dvc repro` before DVC removes any output.
+Each check lives beside what it checks (core.params declares every key; splitting.check_split,
+conv_base.check_weights_file ...); this module only runs them all, so that a bad value stops
+`dvc repro` before DVC removes any output. check_every_stage imports no TensorFlow (the check
+stage, after any change of params.yaml); what needs the conv base's architecture is
+finetuning.check_layers (the check_model stage, after a change of the conv base or of
+finetune.unfreeze only).
 """
 
 import difflib
@@ -9,16 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from dogs_vs_cats.conv_base import check_conv_base, check_weights_tracked
+from dogs_vs_cats.conv_base import check_weights_file, check_weights_tracked
 from dogs_vs_cats.core.layout import DVC_FILE
-from dogs_vs_cats.core.params import ParamError
-from dogs_vs_cats.download import check_download
-from dogs_vs_cats.end_to_end import check_augment
-from dogs_vs_cats.features import check_extract
-from dogs_vs_cats.finetuning import check_finetune, check_layers
-from dogs_vs_cats.model import check_train
-from dogs_vs_cats.opt_in import check_enabled
-from dogs_vs_cats.precisions import check_calibration
+from dogs_vs_cats.core.params import SECTIONS, ParamError, Params
 from dogs_vs_cats.splitting import check_split
 
 
@@ -46,16 +44,15 @@ def check_keys(params, known):
                                  f"remove it, or use one of {', '.join(sorted(known))}")
 
 
-def check_every_stage(params):
-    """Run the parameter checks of every stage of the pipelines, in pipeline order."""
-    check_download(params)
-    check_split(params)
-    check_conv_base(params)
-    check_weights_tracked(params)
-    check_calibration(params)  # quantize
-    check_extract(params)
-    check_train(params)
-    check_enabled(params)  # augment and finetune
-    check_augment(params)
-    check_finetune(params)
-    check_layers(params)  # finetune.unfreeze names a layer of the conv base, or fits in it
+def check_every_stage(params: Params) -> None:
+    """Run the parameter checks of every stage of the pipelines, in pipeline order, but those that
+    need a conv base's architecture (finetuning.check_layers): none of these imports TensorFlow.
+
+    Args:
+        params: params.yaml (core.params.load_params).
+    """
+    for name in SECTIONS:
+        getattr(params, name)
+    check_split(params)  # split.raw_dir is there
+    check_weights_file(params.conv_base)
+    check_weights_tracked(params)  # in weights/, a dependency of the stages that load it

@@ -1,11 +1,14 @@
-"""The frozen conv base: which keras.applications model, with which weights, in which precision."""
+"""The frozen conv base: which keras.applications model, with which weights, in which precision.
+
+TensorFlow is imported by the functions that need Keras, so that the check stage reads the
+weights checks of this module without it.
+"""
 
 import os
 from pathlib import Path
 
 from dogs_vs_cats.core.layout import WEIGHTS_DIR
-from dogs_vs_cats.core.params import ParamError, integer, positive_int, section
-from dogs_vs_cats.core.runtime import keras
+from dogs_vs_cats.core.params import ConvBase, ParamError, Params
 
 # The Keras dtype policy of each precision the Keras engine runs (int8 is OpenVINO's alone).
 KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -13,6 +16,8 @@ KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16":
 
 def conv_base_names():
     """Every keras.applications constructor, by the name conv_base.name matches: vgg16, mobilenetv3small..."""
+    from dogs_vs_cats.core.runtime import keras
+
     return sorted(name.lower() for name, constructor in vars(keras.applications).items()
                   if name[:1].isupper() and callable(constructor))
 
@@ -25,6 +30,8 @@ def conv_base_module(name):
     module is the one that holds the constructor's preprocess_input (keras.applications.mobilenet_v3
     for MobileNetV3Small, which that module does not list).
     """
+    from dogs_vs_cats.core.runtime import keras
+
     wanted = str(name).replace("_", "").lower()
     for attr, constructor in vars(keras.applications).items():
         if attr.lower() == wanted and attr[:1].isupper() and callable(constructor):
@@ -34,19 +41,29 @@ def conv_base_module(name):
                      "(conv_base_names() lists them all)")
 
 
-def local_weights(params):
-    """conv_base.weights when it names a local file (not imagenet, not null), else None."""
-    weights = section(params, "conv_base").get("weights")
-    return None if weights in (None, "imagenet") else str(weights)
+def check_conv_base(params: Params | dict) -> ConvBase:
+    """The conv_base section of params.yaml, checked: its values, the name a keras.applications
+    constructor, and a local weights file there.
+
+    Args:
+        params: params.yaml (core.params.load_params).
+
+    Returns:
+        The conv_base section.
+    """
+    return verified(Params.of(params).conv_base)
 
 
-def check_conv_base(params):
-    """The conv_base section of params.yaml, checked: name, weights, input_size, seed."""
-    conv_params = section(params, "conv_base")
-    conv_base_module(conv_params.get("name"))
-    positive_int(params, "conv_base.input_size")
-    integer(params, "conv_base.seed")
-    weights = local_weights(params)
+def verified(conv: ConvBase) -> ConvBase:
+    """`conv`, once its name is a keras.applications constructor and its local weights file exists."""
+    conv_base_module(conv.name)
+    check_weights_file(conv)
+    return conv
+
+
+def check_weights_file(conv: ConvBase) -> None:
+    """A local conv_base.weights file must exist (a clone gets it with `dvc pull`). No TensorFlow."""
+    weights = conv.local_weights
     if weights is not None and not Path(weights).is_file():
         if Path(f"{weights}.dvc").is_file():  # a clone, or a folder remote not pulled from yet
             raise ParamError("conv_base.weights", f"no weights file at {weights!r}, which DVC tracks",
@@ -54,26 +71,25 @@ def check_conv_base(params):
         raise ParamError("conv_base.weights", f"no weights file at {weights!r}",
                          "give the path of a local weights file, 'imagenet' to download them, "
                          "or null for random initialisation")
-    return conv_params
 
 
-def untracked_weights(params: dict) -> Path | None:
+def untracked_weights(params: Params | dict) -> Path | None:
     """The local weights file of conv_base.weights when DVC does not track it (no NAME.dvc beside it).
 
     Such a file exists in this workspace only: queued experiments (a copy of what git and DVC
     track), a collaborator's clone and `dvc artifacts get` go without it.
     """
-    weights = local_weights(params)
+    weights = Params.of(params).conv_base.local_weights
     return Path(weights) if weights is not None and not Path(f"{weights}.dvc").is_file() else None
 
 
-def check_weights_tracked(params):
+def check_weights_tracked(params: Params | dict) -> None:
     """A local weights file must be in weights/, a dependency of every stage that loads it.
 
     DVC cannot depend on a path that only a parameter names (it may be imagenet or null), so a
     file elsewhere could be replaced in place and leave stale features behind, silently.
     """
-    weights = local_weights(params)
+    weights = Params.of(params).conv_base.local_weights
     if weights is not None and not os.path.abspath(weights).startswith(os.path.abspath(WEIGHTS_DIR) + os.sep):
         name = Path(weights).name
         raise ParamError("conv_base.weights", f"{weights} is outside {WEIGHTS_DIR}/, so DVC would not "
@@ -81,55 +97,60 @@ def check_weights_tracked(params):
                          f"copy it into {WEIGHTS_DIR}/ and set conv_base.weights: {WEIGHTS_DIR}/{name}")
 
 
-def weightless_conv_base(conv_params):
-    """The conv base that the conv_base params describe, without weights: quick to build, for its shapes.
+def weightless_conv_base(name: str, size: int):
+    """The conv base `name` (conv_base.name) for size x size images, without weights: quick to build,
+    for its shapes and layers.
 
     Also checks that the model accepts conv_base.input_size (MobileNetV2, for one, refuses inputs
     below 32x32).
     """
-    size = conv_params["input_size"]
+
     try:
-        return conv_base_module(conv_params["name"])[1](include_top=False, weights=None,
-                                                        input_shape=(size, size, 3))
+        return conv_base_module(name)[1](include_top=False, weights=None, input_shape=(size, size, 3))
     except ValueError as error:
-        raise ParamError("conv_base.input_size", f"{conv_params['name']} cannot take {size}x{size} "
+        raise ParamError("conv_base.input_size", f"{name} cannot take {size}x{size} "
                          f"images ({error})", "use a larger size, e.g. 150") from error
 
 
-def feature_shape(conv_params: dict) -> tuple:
+def feature_shape(conv: ConvBase) -> tuple:
     """The shape of one image's features, (4, 4, 512) for VGG16 at 150, whatever engine or precision."""
-    return tuple(weightless_conv_base(conv_params).output_shape[1:])
+    return tuple(weightless_conv_base(conv.name, conv.input_size).output_shape[1:])
 
 
-def build_conv_base(conv_params, precision="float32"):
-    """Build the frozen Keras conv base described by the conv_base params, in a Keras precision.
+def build_conv_base(conv: ConvBase, precision: str = "float32"):
+    """Build the frozen Keras conv base described by the conv_base section, in a Keras precision.
 
-    `precision` is float32, bfloat16 or float16 (Keras's mixed_* dtype policies). `weights: null`
-    gives a random but seeded initialisation (conv_base.seed), for machines that cannot download
-    the ImageNet weights.
+    Args:
+        conv: the conv_base section (core.params.ConvBase). `weights: null` gives a random but
+            seeded initialisation (conv_base.seed), for machines that cannot download the ImageNet
+            weights.
+        precision: float32, bfloat16 or float16 (Keras's mixed_* dtype policies).
+
+    Returns:
+        (conv base, its module's preprocess_input).
     """
-    conv_params = {"seed": 0, **conv_params}  # tools and tests that need no seed give none
-    check_conv_base({"conv_base": conv_params})
+    from dogs_vs_cats.core.runtime import keras
+
+    verified(conv)
     if precision not in KERAS_POLICIES:
         raise ParamError("extract.precision", f"{precision!r} is not a precision of the Keras engine",
                          f"use one of {', '.join(KERAS_POLICIES)}, or extract.engine: openvino for int8")
-    module, constructor = conv_base_module(conv_params["name"])
-    size = conv_params["input_size"]
-    weights = conv_params.get("weights")
+    module, constructor = conv_base_module(conv.name)
+    size = conv.input_size
     keras.config.set_dtype_policy(KERAS_POLICIES[precision])
-    keras.utils.set_random_seed(conv_params["seed"])
+    keras.utils.set_random_seed(conv.seed)
     try:
-        conv_base = constructor(include_top=False, weights=weights, input_shape=(size, size, 3))
+        conv_base = constructor(include_top=False, weights=conv.weights, input_shape=(size, size, 3))
     except Exception as error:
-        if weights is None:
+        if conv.weights is None:
             raise
-        if weights == "imagenet":
+        if conv.weights == "imagenet":
             raise ParamError("conv_base.weights",
                              f"downloading the ImageNet weights failed ({type(error).__name__}: {error})",
                              "set conv_base.weights to a local weights file (.h5), or to null for "
                              "random initialisation") from error
         raise ParamError("conv_base.weights",
-                         f"{weights} does not load into {conv_params['name']} at {size}x{size} "
+                         f"{conv.weights} does not load into {conv.name} at {size}x{size} "
                          f"({type(error).__name__}: {error})",
                          "give a weights file of this conv base (python -m tools.export_conv_base writes "
                          "one), or change conv_base.name") from error

@@ -18,7 +18,6 @@ import errno
 import hashlib
 import http.client
 import os
-import re
 import sys
 import urllib.error
 import urllib.request
@@ -29,7 +28,7 @@ from tqdm import tqdm
 from dogs_vs_cats.core.atomic import DiskFull, ensure_free_space
 from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.layout import DOWNLOAD_FILE
-from dogs_vs_cats.core.params import ParamError, section
+from dogs_vs_cats.core.params import Download, ParamError, Params
 
 TIMEOUT = 60  # seconds to connect (per address of the host), and for each read
 CHUNK = 2**20
@@ -48,22 +47,21 @@ class RangeNotSatisfiable(Exception):
     """The server has no bytes after those already received: the partial file may be complete."""
 
 
-def check_download(params):
-    """(download.url, download.sha256), checked."""
-    url = section(params, "download").get("url")
-    if not isinstance(url, str) or not re.match(r"https?://[^/\s]+", url):
-        raise ParamError("download.url", f"{url!r} is not an http(s) address",
-                         "give the address of the photos' zip archive")
-    sha256 = section(params, "download").get("sha256")
-    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
-        raise ParamError("download.sha256", f"{sha256!r} is not a SHA-256 (64 hexadecimal digits)",
-                         "give the archive's published SHA-256 (sha256sum prints it)")
-    return url, sha256.lower()
+def check_download(params: Params | dict) -> Download:
+    """The download section, checked (core.params.Download).
+
+    Args:
+        params: params.yaml (core.params.load_params).
+
+    Returns:
+        The download section.
+    """
+    return Params.of(params).download
 
 
-def downloads_photos(params):
+def downloads_photos(params: Params | dict) -> bool:
     """Whether split.raw_dir is the download's archive (as written, or with ./ or trailing slashes)."""
-    raw_dir = section(params, "split").get("raw_dir")
+    raw_dir = Params.of(params).split.raw_dir
     return isinstance(raw_dir, str) and os.path.normpath(raw_dir) == os.path.normpath(DOWNLOAD_FILE)
 
 

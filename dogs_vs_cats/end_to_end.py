@@ -21,6 +21,7 @@ The classes are those of data/split/classes.json, with the head rule of `train` 
 """
 
 import time
+from pathlib import Path
 
 import numpy as np
 import yaml
@@ -39,33 +40,29 @@ from dogs_vs_cats.core.layout import (
     RESULTS_DIR,
     SPLIT_DIR,
 )
-from dogs_vs_cats.core.params import fraction, integer, positive_int, positive_number
+from dogs_vs_cats.core.params import Finetune, Params
 from dogs_vs_cats.core.runtime import keras, seed_everything
 from dogs_vs_cats.evaluation import evaluate, export, history_callback
 from dogs_vs_cats.images import image_dataset, list_images
-from dogs_vs_cats.model import build_classifier, build_head, check_head, loss_for, preprocess_layer
-
-AUGMENTATIONS = ("rotation", "zoom", "shift")
+from dogs_vs_cats.model import build_classifier, build_head, loss_for, preprocess_layer
 
 
-def check_training(params):
-    """What both stages read of the finetune section, checked: batch_size, seed and the augmentation."""
-    settings = {"batch_size": positive_int(params, "finetune.batch_size"),
-                "seed": integer(params, "finetune.seed")}
-    for key in AUGMENTATIONS:
-        settings[key] = fraction(params, f"finetune.{key}", "0.1 (0: none)")
-    return settings
+def check_augment(params: Params | dict) -> Finetune:
+    """The finetune section, checked; augment also reads the head of the train section (units,
+    dropout) and the conv base (check_conv_base).
+
+    Args:
+        params: params.yaml (core.params.load_params).
+
+    Returns:
+        The finetune section.
+    """
+    params = Params.of(params)
+    params.train  # noqa: B018 (read for its check: augment builds train's head)
+    return params.finetune
 
 
-def check_augment(params):
-    """The parameters augment reads, checked: (head, training settings); its conv base: check_conv_base."""
-    settings = check_training(params)
-    settings["epochs"] = positive_int(params, "finetune.head_epochs")
-    settings["learning_rate"] = positive_number(params, "finetune.head_learning_rate")
-    return check_head(params), settings
-
-
-def augmentation(settings, seed):
+def augmentation(settings: Finetune, seed: int):
     """Random horizontal flips, rotations, zooms and shifts as Keras layers (a factor 0 leaves one out).
 
     Each layer has its own seed, so the same `seed` gives the same sequence of random images. Keras
@@ -73,12 +70,12 @@ def augmentation(settings, seed):
     they are.
     """
     layers = [keras.layers.RandomFlip("horizontal", seed=seed)]
-    if settings["rotation"]:  # a fraction of a full turn: 0.1 is +-36 degrees
-        layers.append(keras.layers.RandomRotation(settings["rotation"], seed=seed + 1))
-    if settings["zoom"]:
-        layers.append(keras.layers.RandomZoom(settings["zoom"], seed=seed + 2))
-    if settings["shift"]:  # a fraction of the height and of the width
-        layers.append(keras.layers.RandomTranslation(settings["shift"], settings["shift"], seed=seed + 3))
+    if settings.rotation:  # a fraction of a full turn: 0.1 is +-36 degrees
+        layers.append(keras.layers.RandomRotation(settings.rotation, seed=seed + 1))
+    if settings.zoom:
+        layers.append(keras.layers.RandomZoom(settings.zoom, seed=seed + 2))
+    if settings.shift:  # a fraction of the height and of the width
+        layers.append(keras.layers.RandomTranslation(settings.shift, settings.shift, seed=seed + 3))
     return keras.Sequential(layers, name="augmentation")
 
 
@@ -102,13 +99,13 @@ def end_to_end_model(preprocess, conv_base, head, augment, learning_rate):
     return model
 
 
-def fit(model, size, settings, epochs, out_dir):
+def fit(model, size: int, settings: Finetune, epochs: int, out_dir: Path) -> None:
     """Train on the shuffled train images, validating after each epoch; the history through DVCLive."""
     trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
     print(f"training {trainable:,} of {model.count_params():,} weights for {epochs} epochs")
     start = time.perf_counter()
-    *_, train = subset_dataset("train", size, settings["batch_size"], shuffle_seed=settings["seed"])
-    *_, validation = subset_dataset("validation", size, settings["batch_size"])
+    *_, train = subset_dataset("train", size, settings.batch_size, shuffle_seed=settings.seed)
+    *_, validation = subset_dataset("validation", size, settings.batch_size)
     model.fit(train, validation_data=validation, epochs=epochs, verbose=2,
               shuffle=False,  # the dataset shuffles itself; Keras cannot shuffle a tf.data.Dataset
               callbacks=[history_callback(out_dir / RESULTS_DIR / LIVE_DIR.name)])
@@ -149,7 +146,7 @@ def evaluate_and_export(model, classifier, size, batch_size, out_dir, plot_title
     print(f"time: evaluation and export in {time.perf_counter() - start:.1f} s")
 
 
-def train_augmented(params: dict) -> None:
+def train_augmented(params: Params) -> None:
     """The augment stage: the head of `train` on the frozen conv base, end to end on augmented images.
 
     The conv base of `conv_base` (frozen) and the head of `train` (train.units, train.dropout,
@@ -157,21 +154,19 @@ def train_augmented(params: dict) -> None:
     shifts, for finetune.head_epochs epochs; written to AUGMENTED_DIR, where `finetune` starts from.
 
     Args:
-        params: params.yaml, as core.params.load_params reads it.
+        params: params.yaml (core.params.load_params).
     """
-    head_params, settings = check_augment(params)
-    conv_params = check_conv_base(params)
+    settings, conv = check_augment(params), check_conv_base(params)
     classes = read_classes()
-    conv_base, preprocess_input = build_conv_base(conv_params, "float32")  # frozen
-    seed_everything(settings["seed"])  # after build_conv_base, which seeds for its own initialisation
-    head = build_head(conv_base.output_shape[1:], head_params["units"], head_params["dropout"],
-                      settings["learning_rate"], classes)
-    size = conv_params["input_size"]
+    conv_base, preprocess_input = build_conv_base(conv, "float32")  # frozen
+    seed_everything(settings.seed)  # after build_conv_base, which seeds for its own initialisation
+    head = build_head(conv_base.output_shape[1:], params.train.units, params.train.dropout,
+                      settings.head_learning_rate, classes)
     model = end_to_end_model(preprocess_layer(preprocess_input), conv_base, head,
-                             augmentation(settings, settings["seed"]), settings["learning_rate"])
+                             augmentation(settings, settings.seed), settings.head_learning_rate)
     print(f"augment: {conv_base.name} (frozen) + head")
-    fit(model, size, settings, settings["epochs"], AUGMENTED_DIR)
+    fit(model, conv.input_size, settings, settings.head_epochs, AUGMENTED_DIR)
     # The export shares the trained layers: resizing, preprocessing, conv base and head, no augmentation.
     classifier = build_classifier(conv_base, preprocess_input, head, classes)
-    evaluate_and_export(model, classifier, size, settings["batch_size"], AUGMENTED_DIR,
+    evaluate_and_export(model, classifier, conv.input_size, settings.batch_size, AUGMENTED_DIR,
                         plot_titles=("with augmentation (frozen conv base)", "(test, augmentation)"))

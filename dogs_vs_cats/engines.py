@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from dogs_vs_cats.conv_base import build_conv_base, conv_base_module
+from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.layout import QUANTIZED_MODEL
+from dogs_vs_cats.core.params import ConvBase
 from dogs_vs_cats.core.runtime import tf
 
 OPENVINO_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}  # int8: f32 between int8 ops
@@ -101,27 +103,35 @@ def save_openvino(model, path):
     ov.save_model(model, path, compress_to_fp16=False)
 
 
-def load_engine(conv_params, engine, precision, quantized_model=QUANTIZED_MODEL):
+def load_engine(conv: ConvBase, engine: str, precision: str,
+                quantized_model: Path = QUANTIZED_MODEL) -> tuple:
     """What extract runs: (engine, the conv base's preprocess_input, feature shape, note or None).
 
-    For int8, the conv base is the one the quantize stage wrote, `quantized_model`.
+    For int8, the conv base is the one the quantize stage wrote, `quantized_model`: a UserError when
+    it is missing or made for another input size.
+
+    Args:
+        conv: the conv_base section; engine, precision: extract.engine and extract.precision.
+        quantized_model: the int8 conv base (.xml), for int8.
     """
     if engine == "keras":
-        conv_base, preprocess = build_conv_base(conv_params, precision)
+        conv_base, preprocess = build_conv_base(conv, precision)
         return keras_engine(conv_base), preprocess, tuple(conv_base.output_shape[1:]), keras_note(precision)
     if precision == "int8":
         import openvino as ov
 
         if not Path(quantized_model).is_file():
-            raise FileNotFoundError(f"no {quantized_model}: run `dvc repro`, whose quantize stage writes it")
+            raise UserError(f"error: no int8 conv base at {quantized_model}. Fix: run `dvc repro`, whose "
+                            "quantize stage writes it")
         model = ov.Core().read_model(quantized_model)
-        size = conv_params["input_size"]
+        size = conv.input_size
         if list(model.input(0).get_partial_shape())[1:3] != [size, size]:
-            raise RuntimeError(f"{quantized_model} takes other images than {size}x{size}: it is stale; "
-                               "run `dvc repro`")
-        preprocess = conv_base_module(conv_params["name"])[0].preprocess_input
+            raise UserError(f"error: {quantized_model} takes other images than {size}x{size} "
+                            "(conv_base.input_size): it is stale. Fix: run `dvc repro`, whose quantize "
+                            "stage writes it again")
+        preprocess = conv_base_module(conv.name)[0].preprocess_input
     else:
-        conv_base, preprocess = build_conv_base(conv_params, "float32")
+        conv_base, preprocess = build_conv_base(conv, "float32")
         model = openvino_model(conv_base)
     run, note = openvino_engine(model, precision)
     shape = tuple(dimension.get_length() for dimension in model.output(0).get_partial_shape()[1:])

@@ -8,18 +8,22 @@ data/features/<subset>/ holds
 
 import numpy as np
 
-from dogs_vs_cats.conv_base import check_conv_base
 from dogs_vs_cats.core.atomic import atomic_path, ensure_free_space
 from dogs_vs_cats.core.layout import SPLIT_DIR
-from dogs_vs_cats.core.params import positive_int
+from dogs_vs_cats.core.params import Extract, Params
 from dogs_vs_cats.core.runtime import keras, tf
-from dogs_vs_cats.precisions import check_engine
 
 
-def check_extract(params):
-    """The parameters extract reads, checked: (conv_base section, batch size, (engine, precision))."""
-    return (check_conv_base(params), positive_int(params, "extract.batch_size"),
-            check_engine(params))
+def check_extract(params: Params | dict) -> Extract:
+    """The extract section, checked: an engine and a precision that run together, a batch size.
+
+    Args:
+        params: params.yaml (core.params.load_params).
+
+    Returns:
+        The extract section; its conv base is check_conv_base's.
+    """
+    return Params.of(params).extract
 
 
 def extract_features(run, feature_shape, dataset, count, out_file):

@@ -9,32 +9,24 @@ trained with.
 
 import difflib
 
-from dogs_vs_cats.conv_base import check_conv_base, weightless_conv_base
+from dogs_vs_cats.conv_base import weightless_conv_base
 from dogs_vs_cats.core.layout import AUGMENTED_DIR, CLASSIFIER_FILE, FINETUNED_DIR, MODEL_DIR
-from dogs_vs_cats.core.params import ParamError, positive_int, positive_number, section
+from dogs_vs_cats.core.params import TOP_BLOCK, Finetune, ParamError, Params
 from dogs_vs_cats.core.runtime import keras, seed_everything
-from dogs_vs_cats.end_to_end import augmentation, check_training, end_to_end_model, evaluate_and_export, fit
+from dogs_vs_cats.end_to_end import augmentation, end_to_end_model, evaluate_and_export, fit
 
 
-def check_finetune(params):
-    """The finetune section, checked: training settings, unfreeze, epochs and learning rate.
+def check_finetune(params: Params | dict) -> Finetune:
+    """The finetune section, checked. Whether finetune.unfreeze names a layer of the conv base
+    needs the conv base: see check_layers.
 
-    Whether finetune.unfreeze names a layer of the conv base needs the conv base: see check_layers.
+    Args:
+        params: params.yaml (core.params.load_params).
+
+    Returns:
+        The finetune section.
     """
-    settings = check_training(params)
-    settings["epochs"] = positive_int(params, "finetune.epochs")
-    settings["learning_rate"] = positive_number(params, "finetune.learning_rate")
-    unfreeze = section(params, "finetune").get("unfreeze")
-    if isinstance(unfreeze, bool) or not (isinstance(unfreeze, int) and unfreeze > 0
-                                          or isinstance(unfreeze, str) and unfreeze):
-        raise ParamError("finetune.unfreeze", f"must be a layer name or a number of layers, got {unfreeze!r}",
-                         f"set finetune.unfreeze to {TOP_BLOCK}, a layer name (e.g. block5_conv1 of "
-                         "VGG16), or a number of layers (e.g. 4: the last 4)")
-    settings["unfreeze"] = unfreeze
-    return settings
-
-
-TOP_BLOCK = "top_block"  # finetune.unfreeze: the layers at the conv base's last resolution
+    return Params.of(params).finetune
 
 
 def spatial_size(layer):
@@ -75,11 +67,13 @@ def first_unfrozen(conv_base, unfreeze, base_name):
     return names.index(unfreeze)
 
 
-def check_layers(params):
-    """finetune.unfreeze against the conv base that params.yaml describes (for the check stage)."""
-    conv_params = check_conv_base(params)
-    return first_unfrozen(weightless_conv_base(conv_params), check_finetune(params)["unfreeze"],
-                          conv_params["name"])
+def check_layers(params: Params | dict) -> int:
+    """conv_base.name, conv_base.input_size and finetune.unfreeze against the conv base's
+    architecture (for the check_model stage): the index of the first layer that finetune unfreezes."""
+    params = Params.of(params)
+    conv = params.conv_base
+    conv_base = weightless_conv_base(conv.name, conv.input_size)
+    return first_unfrozen(conv_base, params.finetune.unfreeze, conv.name)
 
 
 def conv_base_of(classifier):
@@ -99,7 +93,7 @@ def unfreeze(conv_base, first):
         layer.trainable = index >= first and not isinstance(layer, keras.layers.BatchNormalization)
 
 
-def fine_tune(params: dict) -> None:
+def fine_tune(params: Params) -> None:
     """The finetune stage: the top of the conv base and the head of augment's model, on augmented images.
 
     Starts from the model `augment` trained, whose head already fits the frozen conv base (a random
@@ -107,22 +101,22 @@ def fine_tune(params: dict) -> None:
     trains at finetune.learning_rate for finetune.epochs epochs; written to FINETUNED_DIR.
 
     Args:
-        params: params.yaml, as core.params.load_params reads it.
+        params: params.yaml (core.params.load_params).
     """
     settings = check_finetune(params)
-    seed_everything(settings["seed"])
+    seed_everything(settings.seed)
     classifier = keras.models.load_model(AUGMENTED_DIR / MODEL_DIR / CLASSIFIER_FILE.name)
     conv_base = conv_base_of(classifier)
     names = [layer.name for layer in conv_base.layers]
-    first = first_unfrozen(conv_base, settings["unfreeze"], conv_base.name)
+    first = first_unfrozen(conv_base, settings.unfreeze, conv_base.name)
     unfreeze(conv_base, first)
     # Seeds above the four of augment's layers: the fine-tuning epochs see other random images.
     model = end_to_end_model(classifier.get_layer("preprocess"), conv_base, classifier.get_layer("head"),
-                             augmentation(settings, settings["seed"] + 4), settings["learning_rate"])
+                             augmentation(settings, settings.seed + 4), settings.learning_rate)
     print(f"finetune: {conv_base.name} from {names[first]} ({len(names) - first} of {len(names)} layers) "
           "+ head")
     size = conv_base.input_shape[1]
-    fit(model, size, settings, settings["epochs"], FINETUNED_DIR)
+    fit(model, size, settings, settings.epochs, FINETUNED_DIR)
     conv_base.trainable = False  # exported as models/classifier.keras is: a frozen conv base
-    evaluate_and_export(model, classifier, size, settings["batch_size"], FINETUNED_DIR,
+    evaluate_and_export(model, classifier, size, settings.batch_size, FINETUNED_DIR,
                         plot_titles=("while fine-tuning", "(test, fine-tuned)"))

@@ -16,57 +16,21 @@ its "class_names" layer (a StringLookup) holds the class names in label order:
 import numpy as np
 
 from dogs_vs_cats.core.classes import THRESHOLD, output_units
-from dogs_vs_cats.core.params import ParamError, fraction, integer, positive_int, positive_number, section
-from dogs_vs_cats.core.runtime import keras, tf
+from dogs_vs_cats.core.params import Params, Train
+from dogs_vs_cats.core.runtime import keras
+from dogs_vs_cats.keras_private import RMSprop
 
 
-class RMSprop(keras.optimizers.RMSprop):
-    """Keras's RMSprop (no momentum, not centered) with its update compiled by XLA into one loop.
+def check_train(params: Params | dict) -> Train:
+    """The train section, checked: the head, its optimizer and its training.
 
-    A step of the head is memory-bound: its cost is the passes over the Dense kernel. Keras runs
-    the update as five separate TensorFlow ops (a pass each, over arrays as large as the kernel);
-    XLA fuses them into one pass that reads gradient, velocity and kernel and writes velocity and
-    kernel. The rest of the step stays with TensorFlow, whose oneDNN matrix products use both cores
-    where XLA's CPU code uses one. python -m bench.train compares the three.
+    Args:
+        params: params.yaml (core.params.load_params).
+
+    Returns:
+        The train section.
     """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.momentum or self.centered:  # _fused_update implements neither
-            raise ValueError("dogs_vs_cats.model.RMSprop supports neither momentum nor centered; "
-                             "use keras.optimizers.RMSprop for those")
-
-    def update_step(self, gradient, variable, learning_rate):
-        velocity = self._velocities[self._get_variable_index(variable)]
-        self._fused_update(gradient, variable, velocity.value, tf.cast(learning_rate, variable.dtype))
-
-    @tf.function(jit_compile=True)
-    def _fused_update(self, gradient, variable, velocity, learning_rate):
-        # The same arithmetic as keras.optimizers.RMSprop.update_step.
-        velocity.assign(self.rho * velocity + (1 - self.rho) * tf.square(gradient))
-        variable.assign_sub(learning_rate * gradient / tf.sqrt(velocity + self.epsilon))
-
-
-def check_head(params):
-    """train.units and train.dropout, checked: the head's shape, which train and augment both build."""
-    return {"units": positive_int(params, "train.units"),
-            "dropout": fraction(params, "train.dropout", "0.5")}
-
-
-def check_train(params):
-    """The train section, checked: the head, its optimizer and its training."""
-    check_head(params)
-    for key in ("epochs", "batch_size"):
-        positive_int(params, f"train.{key}")
-    positive_number(params, "train.learning_rate")
-    integer(params, "train.seed")
-    if (class_weight := section(params, "train").get("class_weight")) not in CLASS_WEIGHTS:
-        raise ParamError("train.class_weight", f"unknown value {class_weight!r}",
-                         "use null (every photo counts the same) or balanced (each class counts the same)")
-    return section(params, "train")
-
-
-CLASS_WEIGHTS = (None, "balanced")  # train.class_weight
+    return Params.of(params).train
 
 
 def class_weights(labels, class_weight, class_count):
@@ -93,8 +57,8 @@ def build_head(feature_shape, units, dropout, learning_rate, classes):
         keras.layers.Dropout(dropout),
         keras.layers.Dense(outputs, activation="sigmoid" if outputs == 1 else "softmax"),
     ], name="head")
-    # jit_compile=False: only the optimizer's update is compiled (see RMSprop above); Keras would
-    # otherwise compile the whole step, products included, with XLA.
+    # jit_compile=False: only the optimizer's update is compiled (dogs_vs_cats/keras_private.py);
+    # Keras would otherwise compile the whole step, products included, with XLA.
     model.compile(optimizer=RMSprop(learning_rate=learning_rate), loss=loss_for(outputs),
                   metrics=["accuracy"], jit_compile=False)
     return model

@@ -18,6 +18,7 @@ Workers read the photos by their absolute paths: every node must see the project
 (shared storage). Ray restarts an actor that dies and retries its batch (Ray Data's defaults).
 """
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from dogs_vs_cats.core.errors import UserError
+from dogs_vs_cats.core.params import ConvBase, Extract
 from dogs_vs_cats.core.runtime import native_stderr_filtered
 
 RUNNERS = ("local", "ray")
@@ -96,19 +98,27 @@ def _number(environ, variable, default, whole=False, zero=False):
     return value
 
 
-def local_feature_batches(conv_params, engine, precision, files, batch_size):
-    """The features of `files`, batch by batch, computed in this process: (batches, feature shape)."""
+def local_feature_batches(conv: ConvBase, extract: Extract, files: list) -> tuple:
+    """The features of `files`, batch by batch, computed in this process.
+
+    Args:
+        conv: the conv_base section; extract: the extract section (engine, precision, batch size).
+        files: the photos, in the order of the rows to write.
+
+    Returns:
+        (an iterator of feature batches, the shape of one photo's features).
+    """
     from dogs_vs_cats.engines import load_engine
     from dogs_vs_cats.images import image_batches, image_dataset
 
-    run, preprocess, shape, note = load_engine(conv_params, engine, precision)
+    run, preprocess, shape, note = load_engine(conv, extract.engine, extract.precision)
     if note:
         print(f"note: {note}")
-    dataset = image_dataset(files, conv_params["input_size"], batch_size, preprocess=preprocess)
-    return (run(images) for images in image_batches(dataset, files, batch_size)), shape
+    dataset = image_dataset(files, conv.input_size, extract.batch_size, preprocess=preprocess)
+    return (run(images) for images in image_batches(dataset, files, extract.batch_size)), shape
 
 
-def conv_base_actor(conv_params: dict, engine: str, precision: str, quantized_model: str) -> type:
+def conv_base_actor(conv: ConvBase, extract: Extract, quantized_model: str) -> type:
     """A Ray actor class holding this conv base: built once per actor, then called with one batch of
     photo paths at a time. The settings travel in the class, not as constructor arguments, which
     Ray would keep in its object store and need again to restart an actor that died."""
@@ -117,8 +127,8 @@ def conv_base_actor(conv_params: dict, engine: str, precision: str, quantized_mo
         def __init__(self):
             from dogs_vs_cats.engines import load_engine
 
-            self.size = conv_params["input_size"]
-            self.run, self.preprocess, self.shape, _ = load_engine(conv_params, engine, precision,
+            self.size = conv.input_size
+            self.run, self.preprocess, self.shape, _ = load_engine(conv, extract.engine, extract.precision,
                                                                    quantized_model)
 
         def __call__(self, rows: dict) -> dict:
@@ -146,10 +156,14 @@ def conv_base_actor(conv_params: dict, engine: str, precision: str, quantized_mo
     return ConvBaseActor
 
 
-def ray_feature_batches(runner, conv_params, engine, precision, files, batch_size, quantized_model):
-    """The features of `files`, batch by batch, computed on Ray as `runner` says: (batches, feature shape).
+def ray_feature_batches(runner: Runner, conv: ConvBase, extract: Extract, files: list,
+                        quantized_model: Path) -> tuple:
+    """The features of `files`, batch by batch, computed on Ray as `runner` says.
 
     The batches are those of local_feature_batches, photo for photo, streamed back in order.
+
+    Returns:
+        (an iterator of feature batches, the shape of one photo's features).
     """
     from dogs_vs_cats.conv_base import feature_shape
     from dogs_vs_cats.images import UnreadablePhoto
@@ -164,16 +178,16 @@ def ray_feature_batches(runner, conv_params, engine, precision, files, batch_siz
     context.execution_options.preserve_order = True  # the rows of features.npy are in files' order
     context.enable_progress_bars = False  # the stage prints its own progress
     # Absolute paths: an actor's working folder is not the project's.
-    absolute = dict(conv_params)
-    if absolute.get("weights") not in (None, "imagenet"):
-        absolute["weights"] = str(Path(absolute["weights"]).resolve())
+    if conv.local_weights is not None:
+        conv = dataclasses.replace(conv, weights=str(Path(conv.local_weights).resolve()))
+    batch_size = extract.batch_size
     rows = [{"paths": [str(Path(f).resolve()) for f in files[start:start + batch_size]]}
             for start in range(0, len(files), batch_size)]
-    actor = conv_base_actor(absolute, engine, precision, str(Path(quantized_model).resolve()))
+    actor = conv_base_actor(conv, extract, str(Path(quantized_model).resolve()))
     dataset = ray.data.from_items(rows).map_batches(
         actor, batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=runner.actors),
         num_cpus=runner.actor_cpus, num_gpus=runner.actor_gpus)
-    shape = feature_shape(conv_params)
+    shape = feature_shape(conv)
 
     def stream():
         nodes = set()

@@ -28,11 +28,9 @@ import numpy as np
 
 from dogs_vs_cats.core.atomic import atomic_path, write_json
 from dogs_vs_cats.core.layout import CLASSES_FILE, DOWNLOAD_FILE, SPLIT_DIR, SPLIT_REPORT, SUBSETS
-from dogs_vs_cats.core.params import ParamError, integer, positive_int, section
-from dogs_vs_cats.images import judge_image
+from dogs_vs_cats.core.params import ALL_THE_REST, ParamError, Params, Split
 from dogs_vs_cats.raw_photos import Unreadable, windows_refuses
 
-ALL_THE_REST = "rest"  # a count meaning: every usable photo of the class that the other subsets leave
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")  # what a flat file's name ends with
 NO_CLASS = "name matches no class"
 NOT_LISTED = "class not in split.classes"
@@ -40,39 +38,24 @@ HIDDEN = "hidden or system file (a name starting with '.', __MACOSX)"
 FLAT, FOLDERS = "flat", "folders"  # the two layouts
 
 
-def check_split(params):
-    """The split parameters, checked: (raw_dir, counts per subset, seed, classes or None for all).
+def check_split(params: Params | dict) -> Split:
+    """The split section, checked, and split.raw_dir found on disk.
 
     split.raw_dir may be the download stage's archive before that stage has run.
+
+    Args:
+        params: params.yaml (core.params.load_params).
+
+    Returns:
+        The split section.
     """
-    raw_dir = section(params, "split").get("raw_dir")
+    split = Params.of(params).split
+    raw_dir = split.raw_dir
     if raw_dir is None or not (Path(str(raw_dir)).exists() or Path(str(raw_dir)) == DOWNLOAD_FILE):
         raise ParamError("split.raw_dir", f"no folder or .zip archive at {str(raw_dir)!r}",
                          f"set it to {DOWNLOAD_FILE} (downloaded by `dvc repro`) or to the folder "
                          "that holds your photos (README: Data)")
-    counts = {subset: positive_int(params, f"split.{subset}") for subset in SUBSETS[1:]}
-    train = section(params, "split").get("train")
-    try:
-        counts["train"] = train if train == ALL_THE_REST else positive_int(params, "split.train")
-    except ParamError as error:
-        raise ParamError("split.train", f"must be a whole number above 0 or {ALL_THE_REST!r}, got {train!r}",
-                         f"set it to a count per class, or to {ALL_THE_REST}: every usable photo that "
-                         "validation and test leave") from error
-    return Path(str(raw_dir)), counts, integer(params, "split.seed"), check_classes(params)
-
-
-def check_classes(params):
-    """split.classes: None (every class found, sorted), or a list of at least two distinct names."""
-    classes = section(params, "split").get("classes")
-    if classes is None:
-        return None
-    if (not isinstance(classes, list) or len(classes) < 2
-            or not all(isinstance(name, str) and name and "/" not in name for name in classes)
-            or len({name.lower() for name in classes}) < len(classes)):
-        raise ParamError("split.classes", f"must be null or a list of two or more different class "
-                         f"names, got {classes!r}", "set it to null (every class found) or to e.g. "
-                         "[cat, dog]: folder names, or the <class> of <class>.<n>.jpg")
-    return classes
+    return split
 
 
 def hidden(parts):
@@ -199,6 +182,9 @@ def sort_candidates(photos, classes, candidates):
     a class with the same name (Cat/a/1.jpg, Cat/b/1.jpg) only the first is kept, and the other is
     reported, rather than one silently overwriting the other.
     """
+    # Imported here: TensorFlow decodes, and the check stage reads this module without it.
+    from dogs_vs_cats.images import judge_image
+
     def problem_of(item):
         name, (_, reason) = item
         if refused := photos.refused(name):

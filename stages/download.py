@@ -12,25 +12,25 @@ for a switch back). Every `dvc repro` runs this stage, so that `dvc status`, `dv
 from dogs_vs_cats.core.atomic import atomic_path
 from dogs_vs_cats.core.errors import run_stage
 from dogs_vs_cats.core.layout import DOWNLOAD_FILE, NOT_DOWNLOADED
-from dogs_vs_cats.core.params import load_params, section
+from dogs_vs_cats.core.params import load_params
 from dogs_vs_cats.download import check_download, download, downloads_photos
 
 
 def main():
     params = load_params()
-    url, sha256 = check_download(params)
+    source = check_download(params)
     if not downloads_photos(params):
         # A note, not an empty folder (which DVC warns about); the same whichever photos are chosen.
         with atomic_path(NOT_DOWNLOADED) as tmp:
             tmp.write_text(f"split.raw_dir names photos of your own: the download stage fetches nothing "
                            f"(an archive it fetched before stays). Set it to {DOWNLOAD_FILE} to "
                            "download download.url here.\n")
-        print(f"nothing to download: split.raw_dir is {section(params, 'split').get('raw_dir')}, "
+        print(f"nothing to download: split.raw_dir is {params.split.raw_dir}, "
               f"not {DOWNLOAD_FILE}")
         return
     NOT_DOWNLOADED.unlink(missing_ok=True)
-    print(f"downloading {url} to {DOWNLOAD_FILE}")
-    download(url, sha256, DOWNLOAD_FILE)
+    print(f"downloading {source.url} to {DOWNLOAD_FILE}")
+    download(source.url, source.sha256.lower(), DOWNLOAD_FILE)
     print(f"{DOWNLOAD_FILE}: {DOWNLOAD_FILE.stat().st_size:,} bytes, SHA-256 checked")
 
 

@@ -13,8 +13,9 @@ the .npy file batch by batch, so memory does not grow with the number of images.
 import sys
 import time
 
+from dogs_vs_cats.conv_base import check_conv_base
 from dogs_vs_cats.core.classes import read_classes
-from dogs_vs_cats.core.errors import run_stage
+from dogs_vs_cats.core.errors import UserError, run_stage
 from dogs_vs_cats.core.layout import FEATURES_DIR, QUANTIZED_MODEL, SPLIT_DIR, SUBSETS
 from dogs_vs_cats.core.params import load_params
 from dogs_vs_cats.features import check_extract, write_features
@@ -25,18 +26,19 @@ from dogs_vs_cats.runners import local_feature_batches, ray_feature_batches, run
 def main():
     subset = sys.argv[1] if len(sys.argv) > 1 else ""
     if subset not in SUBSETS:
-        sys.exit(f"usage: python -m stages.extract {{{','.join(SUBSETS)}}}")
-    conv_params, batch_size, (engine, precision) = check_extract(load_params())
+        raise UserError(f"error: no subset {subset!r}. "
+                        f"Fix: run python -m stages.extract {{{','.join(SUBSETS)}}}")
+    params = load_params()
+    conv, extract = check_conv_base(params), check_extract(params)
     runner = runner_from_environment()
     files, labels = list_images(SPLIT_DIR / subset, read_classes())
-    print(f"{subset}: {len(files)} images through {conv_params['name']} "
-          f"({engine}, {precision}, batch {batch_size}) {runner.describe()}")
+    print(f"{subset}: {len(files)} images through {conv.name} "
+          f"({extract.engine}, {extract.precision}, batch {extract.batch_size}) {runner.describe()}")
     start = time.perf_counter()
     if runner.name == "ray":
-        batches, shape = ray_feature_batches(runner, conv_params, engine, precision, files, batch_size,
-                                             QUANTIZED_MODEL)
+        batches, shape = ray_feature_batches(runner, conv, extract, files, QUANTIZED_MODEL)
     else:
-        batches, shape = local_feature_batches(conv_params, engine, precision, files, batch_size)
+        batches, shape = local_feature_batches(conv, extract, files)
     write_features(batches, shape, files, labels, FEATURES_DIR / subset)
     seconds = time.perf_counter() - start
     print(f"{subset}: {len(files)} images in {seconds:.1f} s, {len(files) / seconds:.1f} images/s")

@@ -15,20 +15,19 @@ from dogs_vs_cats.core.atomic import atomic_path
 from dogs_vs_cats.core.errors import run_stage
 from dogs_vs_cats.core.layout import QUANTIZED_DIR, QUANTIZED_MODEL, SPLIT_DIR
 from dogs_vs_cats.core.params import load_params
-from dogs_vs_cats.precisions import check_calibration, check_engine, quantizes
+from dogs_vs_cats.precisions import quantizes
 
 NOT_USED = "Only extract.engine: openvino with extract.precision: int8 reads this folder.\n"
 
 
 def main():
     params = load_params()
-    engine, precision = check_engine(params)
-    count = check_calibration(params)
+    extract, count = params.extract, params.quantize.images
     with atomic_path(QUANTIZED_DIR) as tmp:
         tmp.mkdir()
-        if not quantizes(engine, precision):
+        if not quantizes(extract):
             (tmp / "not_used.txt").write_text(NOT_USED)
-            print(f"extract runs {engine}/{precision}: nothing to quantise")
+            print(f"extract runs {extract.engine}/{extract.precision}: nothing to quantise")
             return
         # TensorFlow, OpenVINO and NNCF: only now.
         from dogs_vs_cats.conv_base import check_conv_base

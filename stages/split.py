@@ -7,6 +7,8 @@ data/split/{train,validation,test}/<class>/. data/split/classes.json holds the c
 order; data/split/report.json lists every skipped file and why (dogs_vs_cats/splitting.py).
 """
 
+from pathlib import Path
+
 from dogs_vs_cats.core.errors import run_stage
 from dogs_vs_cats.core.params import load_params
 from dogs_vs_cats.raw_photos import open_photos
@@ -23,14 +25,16 @@ from dogs_vs_cats.splitting import (
 
 
 def main():
-    raw_dir, counts, seed, wanted = check_split(load_params())
+    params = check_split(load_params())
+    raw_dir = Path(params.raw_dir)
     photos = open_photos(raw_dir)
-    classes, candidates = find_candidates(photos.names(), wanted)
-    check_classes_found(raw_dir, classes, candidates, wanted)
+    classes, candidates = find_candidates(photos.names(), params.classes)
+    check_classes_found(raw_dir, classes, candidates, params.classes)
     usable, skipped = sort_candidates(photos, classes, candidates)
     write_report(raw_dir, usable, skipped)  # first: when the split cannot be made, it says why
-    check_counts(raw_dir, usable, skipped, counts, candidates)
-    write_subsets(photos, {class_name: select(files, counts, seed) for class_name, files in usable.items()})
+    check_counts(raw_dir, usable, skipped, params.counts, candidates)
+    write_subsets(photos, {class_name: select(files, params.counts, params.seed)
+                           for class_name, files in usable.items()})
 
 
 if __name__ == "__main__":

@@ -47,22 +47,22 @@ from dogs_vs_cats.model import (
 
 
 def main():
-    all_params = load_params()
-    params, conv_params = check_train(all_params), check_conv_base(all_params)  # the export rebuilds it
+    params = load_params()
+    train, conv = check_train(params), check_conv_base(params)  # the export rebuilds the conv base
     classes = read_classes()
-    seed_everything(params["seed"])
+    seed_everything(train.seed)
     # Features stream from disk batch by batch (memory does not grow with the number of photos).
     evaluation = {subset: feature_batches(FEATURES_DIR / subset, EVALUATION_BATCH_SIZE) for subset in SUBSETS}
-    train_batches, train_labels = feature_batches(FEATURES_DIR / "train", params["batch_size"],
-                                                  shuffle_seed=params["seed"])
+    train_batches, train_labels = feature_batches(FEATURES_DIR / "train", train.batch_size,
+                                                  shuffle_seed=train.seed)
     timings = {}
 
     start = time.perf_counter()
-    model = build_head(train_batches.element_spec[0].shape[1:], params["units"], params["dropout"],
-                       params["learning_rate"], classes)
-    fit_head(model, train_batches, evaluation["validation"][0], params["epochs"],
+    model = build_head(train_batches.element_spec[0].shape[1:], train.units, train.dropout,
+                       train.learning_rate, classes)
+    fit_head(model, train_batches, evaluation["validation"][0], train.epochs,
              callbacks=[history_callback(LIVE_DIR)],
-             class_weight=class_weights(train_labels, params.get("class_weight"), len(classes)))
+             class_weight=class_weights(train_labels, train.class_weight, len(classes)))
     timings["epochs"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -73,7 +73,7 @@ def main():
 
     start = time.perf_counter()
     # The same conv base extract ran (same weights or seed), in float32 whatever extract used.
-    conv_base, preprocess_input = build_conv_base(conv_params, "float32")
+    conv_base, preprocess_input = build_conv_base(conv, "float32")
     with atomic_path(HEAD_FILE) as tmp:
         inference_copy(model).save(tmp)
     export(build_classifier(conv_base, preprocess_input, model, classes), CLASSIFIER_FILE,

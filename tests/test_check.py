@@ -8,10 +8,10 @@ import yaml
 
 from dogs_vs_cats.checks import check_keys, known_keys
 from dogs_vs_cats.core.errors import run_stage
-from dogs_vs_cats.core.layout import CHECKED_FILE, DVC_FILE
+from dogs_vs_cats.core.layout import CHECKED_FILE, DVC_FILE, MODEL_CHECKED_FILE
 from dogs_vs_cats.core.params import ParamError
 from helpers import REPO, TEST_PARAMS, copy_project, make_raw, merged, run, subprocess_env, write_params
-from stages import check
+from stages import check, check_model
 
 KNOWN = known_keys(REPO / DVC_FILE)
 
@@ -48,14 +48,11 @@ def test_main_writes_the_stamp_when_everything_is_valid(tmp_path, monkeypatch):
 @pytest.mark.parametrize("overrides, parameter", [
     ({"split": {"raw_dir": "data/nowhere"}}, "split.raw_dir"),
     ({"extract": {"precision": "float8"}}, "extract.precision"),
-    ({"conv_base": {"name": "no_such_net"}}, "conv_base.name"),
-    ({"conv_base": {"input_size": 16}}, "conv_base.input_size"),  # VGG16 takes 32x32 and up
     ({"conv_base": {"seed": "zero"}}, "conv_base.seed"),
+    ({"conv_base": {"weights": "weights/missing.weights.h5"}}, "conv_base.weights"),
     ({"train": {"dropout": 1.5}}, "train.dropout"),
     ({"finetune": {"zoom": 1}}, "finetune.zoom"),
     ({"finetune": {"learning_rate": 0}}, "finetune.learning_rate"),
-    ({"finetune": {"unfreeze": "block_13_expand"}}, "finetune.unfreeze"),  # not a layer of VGG16
-    ({"finetune": {"unfreeze": 19}}, "finetune.unfreeze"),  # VGG16 has 18 layers above its input
 ])
 def test_any_stage_s_bad_value_stops_it_before_writing(tmp_path, monkeypatch, overrides, parameter):
     project = copy_project(tmp_path / "project")
@@ -65,6 +62,37 @@ def test_any_stage_s_bad_value_stops_it_before_writing(tmp_path, monkeypatch, ov
     with pytest.raises(ParamError, match=parameter.replace(".", r"\.")):
         check.main()
     assert not CHECKED_FILE.exists()
+
+
+@pytest.mark.parametrize("overrides, parameter", [
+    ({"conv_base": {"name": "no_such_net"}}, "conv_base.name"),
+    ({"conv_base": {"input_size": 16}}, "conv_base.input_size"),  # VGG16 takes 32x32 and up
+    ({"finetune": {"unfreeze": "block_13_expand"}}, "finetune.unfreeze"),  # not a layer of VGG16
+    ({"finetune": {"unfreeze": 19}}, "finetune.unfreeze"),  # VGG16 has 18 layers above its input
+])
+def test_what_needs_the_conv_base_stops_check_model_before_writing(tmp_path, monkeypatch, overrides,
+                                                                   parameter):
+    project = copy_project(tmp_path / "project")
+    monkeypatch.chdir(project)
+    write_params(project, overrides)
+    with pytest.raises(ParamError, match=parameter.replace(".", r"\.")):
+        check_model.main()
+    assert not MODEL_CHECKED_FILE.exists()
+
+
+def test_the_check_stage_imports_no_tensorflow(tmp_path):
+    """It reruns after every change of params.yaml: TensorFlow's seconds of start-up are check_model's."""
+    project = copy_project(tmp_path / "project")
+    make_raw(project / "data/raw", 2)
+    write_params(project)
+    probe = ("import sys, runpy; sys.argv = ['check']; "
+             "runpy.run_module('stages.check', run_name='__main__'); "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=project, env=subprocess_env(), text=True,
+                            capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert (project / CHECKED_FILE).is_file()
 
 
 def test_run_stage_turns_a_user_error_into_its_one_line_and_exit_status_1():

@@ -1,5 +1,6 @@
 """dogs_vs_cats/download.py: the archive fetched from a server on 127.0.0.1, checked, resumable."""
 
+import collections
 import hashlib
 import shutil
 import subprocess
@@ -13,6 +14,9 @@ from dogs_vs_cats.core.atomic import DiskFull
 from dogs_vs_cats.core.params import ParamError
 from dogs_vs_cats.download import DownloadError, check_download, download, partial_path
 from helpers import REPO, TEST_PARAMS, merged
+
+# What shutil.disk_usage returns (a named tuple), with the free space a test sets.
+DiskUsage = collections.namedtuple("DiskUsage", "total used free")
 
 ARCHIVE = petimages_zip(20)
 SHA256 = hashlib.sha256(ARCHIVE).hexdigest()
@@ -144,7 +148,7 @@ def test_a_silent_server_times_out(out, monkeypatch):
 
 
 def test_too_little_disk_space_is_said_before_any_byte_is_written(out, monkeypatch):
-    usage = shutil._ntuple_diskusage(total=10**9, used=10**9 - 100, free=100)
+    usage = DiskUsage(total=10**9, used=10**9 - 100, free=100)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage)
     with serving(ARCHIVE) as server, pytest.raises(DiskFull, match="no space left for .*photos.zip"):
         download(server.url(), SHA256, out)
@@ -182,6 +186,7 @@ def test_bad_parameters_are_named(download_params, named):
 def test_the_default_parameters_are_the_published_archive():
     from dogs_vs_cats.core.params import load_params
 
-    url, sha256 = check_download(load_params(REPO / "params.yaml"))
+    source = check_download(load_params(REPO / "params.yaml"))
+    url, sha256 = source.url, source.sha256
     assert url.endswith("/kagglecatsanddogs_5340.zip") and url.startswith("https://download.microsoft.com/")
     assert sha256 == "b7974bd00a84a99921f36ee4403f089853777b5ae8d151c76a86e64900334af9"

@@ -106,23 +106,24 @@ def test_params_are_listed_key_by_key(name, stage):
 
 
 def test_no_stage_but_those_that_build_a_conv_base_read_its_module():
-    """(and check, which runs every stage's parameter checks first)"""
+    """(and the checks: check, for the weights file; check_model, for the architecture)"""
     readers = {name for name, stage in stage_definitions() if "dogs_vs_cats/conv_base.py" in stage["deps"]}
-    assert readers == {"check", "quantize", "extract", "train", "augment", "finetune"}
+    assert readers == {"check", "check_model", "quantize", "extract", "train", "augment", "finetune"}
 
 
 def test_no_stage_but_check_reads_the_end_to_end_code():
-    """Changing the code of augment and finetune reruns only them and check, whose output never changes."""
+    """Changing the code of augment and finetune reruns only them and check_model (finetune.unfreeze),
+    whose output never changes."""
     end_to_end_code = {"stages/augment.py", "stages/finetune.py", "dogs_vs_cats/end_to_end.py",
                        "dogs_vs_cats/finetuning.py", "dogs_vs_cats/opt_in.py"}
     readers = {name for name, stage in stage_definitions() if end_to_end_code & set(stage["deps"])}
-    assert readers == {"check", "augment", "finetune"}
+    assert readers == {"check_model", "augment", "finetune"}
 
 
 def test_quantize_reads_train_images_only():
     """Calibration never sees the test images: changing split.test cannot rerun quantize."""
     quantize = dict(stage_definitions())["quantize"]
-    assert [dep for dep in quantize["deps"] if dep.startswith("data/")] == [
+    assert [dep for dep in quantize["deps"] if dep.startswith("data/split")] == [
         "data/split/train", "data/split/classes.json"]  # the class folders' order
     assert not any(param.startswith("split.") for param in quantize["params"])
 

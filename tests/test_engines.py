@@ -8,10 +8,11 @@ import pytest
 
 from dogs_vs_cats import engines
 from dogs_vs_cats.conv_base import build_conv_base
+from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.layout import QUANTIZED_DIR
-from dogs_vs_cats.core.params import ParamError
+from dogs_vs_cats.core.params import ConvBase, ParamError
 from dogs_vs_cats.engines import keras_engine, load_engine, openvino_engine, openvino_model
-from dogs_vs_cats.precisions import check_engine
+from dogs_vs_cats.features import check_extract
 from dogs_vs_cats.quantization import calibration_files
 from helpers import TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
 from stages import quantize, split
@@ -27,25 +28,24 @@ def engine_params(**extract):
     ({"engine": "tensorrt"}, "extract.engine", "unknown value 'tensorrt'"),
     ({"engine": "keras", "precision": "int8"}, "extract.precision", "int8 runs on the OpenVINO engine only"),
     ({"engine": "openvino", "precision": "float16"}, "extract.precision", "float16 is the Keras engine's"),
-    ({"precision": "mixed_bfloat16"}, "extract.precision", "now called bfloat16"),
-    ({"precision": "mixed_float16"}, "extract.precision", "now called float16"),
     ({"precision": "float64"}, "extract.precision", "unknown value 'float64'"),
 ])
 def test_combinations_that_cannot_run_name_the_parameter(extract, named, says):
     with pytest.raises(ParamError, match=f"params.yaml {named}: .*{says}"):
-        check_engine(engine_params(**extract))
+        check_extract(engine_params(**extract))
 
 
 @pytest.mark.parametrize("engine, precision", [("keras", "float32"), ("keras", "bfloat16"),
                                                ("keras", "float16"), ("openvino", "float32"),
                                                ("openvino", "bfloat16"), ("openvino", "int8")])
 def test_combinations_that_can_run_pass(engine, precision):
-    assert check_engine(engine_params(engine=engine, precision=precision)) == (engine, precision)
+    extract = check_extract(engine_params(engine=engine, precision=precision))
+    assert (extract.engine, extract.precision) == (engine, precision)
 
 
 @pytest.fixture(scope="module")
 def conv_base_and_images():
-    conv_base, preprocess = build_conv_base(TEST_PARAMS["conv_base"], "float32")
+    conv_base, preprocess = build_conv_base(ConvBase(**TEST_PARAMS["conv_base"]), "float32")
     pixels = np.random.default_rng(0).uniform(0, 255, (6, SIZE, SIZE, 3)).astype(np.float32)
     return conv_base, np.asarray(preprocess(pixels))
 
@@ -83,8 +83,8 @@ def test_quantize_writes_an_int8_conv_base_that_extract_loads(project):
     quantize.main()
     assert (QUANTIZED_DIR / "conv_base.bin").read_bytes() == bytes_first  # deterministic
 
-    run, preprocess, shape, _ = load_engine(params["conv_base"], "openvino", "int8")
-    conv_base, _ = build_conv_base(params["conv_base"], "float32")
+    run, preprocess, shape, _ = load_engine(ConvBase(**params["conv_base"]), "openvino", "int8")
+    conv_base, _ = build_conv_base(ConvBase(**params["conv_base"]), "float32")
     pixels = np.random.default_rng(1).uniform(0, 255, (4, SIZE, SIZE, 3)).astype(np.float32)
     images = np.asarray(preprocess(pixels))
     features, expected = run(images), keras_engine(conv_base)(images)
@@ -120,7 +120,7 @@ def test_quantize_writes_its_note_without_starting_tensorflow(tmp_path, precisio
 
 
 def test_int8_without_a_quantized_model_says_how_to_make_it(project):
-    with pytest.raises(FileNotFoundError, match="run `dvc repro`"):
+    with pytest.raises(UserError, match=r"no int8 conv base at .*conv_base\.xml\. Fix: run `dvc repro`"):
         load_engine(TEST_PARAMS["conv_base"], "openvino", "int8")
 
 

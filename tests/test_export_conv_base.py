@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dogs_vs_cats.conv_base import build_conv_base
-from dogs_vs_cats.core.params import ParamError
+from dogs_vs_cats.core.params import ConvBase, ParamError
 from tools import export_conv_base
 
 
@@ -25,7 +25,7 @@ def test_writes_weights_that_load_into_keras_applications(saved_model, tmp_path,
     path, expected = saved_model
     output = tmp_path / "base.weights.h5"
     export_conv_base.main([str(path), str(output), "--name", "mobilenet_v2"])
-    rebuilt, _ = build_conv_base({"name": "mobilenet_v2", "weights": str(output), "input_size": 32})
+    rebuilt, _ = build_conv_base(ConvBase("mobilenet_v2", str(output), 32, 0))
     assert all(np.array_equal(a, b) for a, b in zip(rebuilt.get_weights(), expected, strict=True))
     assert "features (1, 1, 1280)" in capsys.readouterr().out
 

@@ -1,5 +1,6 @@
 """stages/extract.py and dogs_vs_cats/conv_base.py: preprocessing, the conv base, features, interruptions."""
 
+import collections
 import errno
 import shutil
 import signal
@@ -15,15 +16,19 @@ from PIL import Image
 
 from dogs_vs_cats.conv_base import build_conv_base, weightless_conv_base
 from dogs_vs_cats.core.atomic import DiskFull
+from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.layout import FEATURES_DIR, SPLIT_DIR
-from dogs_vs_cats.core.params import ParamError
+from dogs_vs_cats.core.params import ConvBase, ParamError
 from dogs_vs_cats.images import load_image
 from helpers import REPO, TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
 from stages import extract, split
 
+# What shutil.disk_usage returns (a named tuple), with the free space a test sets.
+DiskUsage = collections.namedtuple("DiskUsage", "total used free")
+
 
 def conv_base_params(**overrides):
-    return merged(TEST_PARAMS, {"conv_base": overrides})["conv_base"]
+    return ConvBase(**merged(TEST_PARAMS, {"conv_base": overrides})["conv_base"])
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +133,7 @@ def test_extract_writes_aligned_features_labels_and_files(project, monkeypatch, 
 
 def test_extract_rejects_unknown_subset(project, monkeypatch):
     write_params(project)
-    with pytest.raises(SystemExit, match="usage"):
+    with pytest.raises(UserError, match=r"no subset 'training'. Fix: run python -m stages.extract"):
         run_extract(monkeypatch, "training")
 
 
@@ -138,8 +143,8 @@ def test_failed_weights_download_names_the_parameter(tmp_path):
     In a fresh process whose Keras cache is empty and whose downloads go to a closed port, so the
     download really runs and fails here, whether or not the machine has a network."""
     build = ("from dogs_vs_cats.conv_base import build_conv_base; "
-             "from dogs_vs_cats.core.errors import run_stage; "
-             "run_stage(lambda: build_conv_base({'name': 'vgg16', 'weights': 'imagenet', 'input_size': 32}))")
+             "from dogs_vs_cats.core.params import ConvBase; from dogs_vs_cats.core.errors import run_stage; "
+             "run_stage(lambda: build_conv_base(ConvBase('vgg16', 'imagenet', 32, 0)))")
     closed = "http://127.0.0.1:9"  # the discard port: nothing listens there
     env = dict(subprocess_env(), KERAS_HOME=str(tmp_path), HTTPS_PROXY=closed, https_proxy=closed,
                HTTP_PROXY=closed, http_proxy=closed, no_proxy="", NO_PROXY="")
@@ -153,11 +158,11 @@ def test_failed_weights_download_names_the_parameter(tmp_path):
 
 
 def test_weightless_conv_base_has_the_architecture_and_refuses_a_too_small_input():
-    names = [layer.name for layer in weightless_conv_base(conv_base_params(input_size=32)).layers]
+    names = [layer.name for layer in weightless_conv_base("vgg16", 32).layers]
     assert names[0].startswith("input") and names[1:3] == ["block1_conv1", "block1_conv2"]
     assert names[-1] == "block5_pool" and len(names) == 19
     with pytest.raises(ParamError, match=r"conv_base\.input_size: vgg16 cannot take 16x16 images"):
-        weightless_conv_base(conv_base_params(input_size=16))
+        weightless_conv_base("vgg16", 16)
 
 
 # --- An interrupted extract leaves no half-written output ----------------------------------------
@@ -209,7 +214,7 @@ def test_too_little_disk_space_is_one_line_before_any_work(project, monkeypatch)
     write_params(project, {"split": {"train": 5, "validation": 2, "test": 2}})
     split.main()
     free = 10 * 512 * 4 - 1  # one byte less than 10 images of (1, 1, 512) float32 features
-    usage = shutil._ntuple_diskusage(total=10**9, used=10**9 - free, free=free)
+    usage = DiskUsage(total=10**9, used=10**9 - free, free=free)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage)
     with pytest.raises(DiskFull) as error:
         run_extract(monkeypatch, "train")

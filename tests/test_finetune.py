@@ -1,5 +1,6 @@
 """stages/augment.py, stages/finetune.py and what they share (dogs_vs_cats/end_to_end.py, finetuning.py)."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from dogs_vs_cats.core.layout import (
     RESULTS_DIR,
     SPLIT_DIR,
 )
-from dogs_vs_cats.core.params import ParamError
+from dogs_vs_cats.core.params import ConvBase, ParamError
 from dogs_vs_cats.end_to_end import augmentation, check_augment, end_to_end_model, subset_dataset
 from dogs_vs_cats.finetuning import check_finetune, check_layers, conv_base_of, first_unfrozen, unfreeze
 from dogs_vs_cats.model import build_classifier, build_head, class_names
@@ -83,7 +84,7 @@ def test_augment_reads_the_head_of_train():
 
 
 def test_zero_augmentation_factors_leave_their_layers_out():
-    settings = dict(SETTINGS, rotation=0, zoom=0.2, shift=0)
+    settings = dataclasses.replace(SETTINGS, rotation=0, zoom=0.2, shift=0)
     layers = augmentation(settings, 0).layers
     assert [type(layer).__name__ for layer in layers] == ["RandomFlip", "RandomZoom"]
 
@@ -118,7 +119,7 @@ def test_unfreeze_by_top_block_name_or_count():
     ("efficientnetb0", 150, "block6a_dwconv"),
 ])
 def test_top_block_is_the_last_stage_whatever_the_base_names_its_layers(name, size, first):
-    conv_base = weightless_conv_base({"name": name, "input_size": size})
+    conv_base = weightless_conv_base(name, size)
     assert conv_base.layers[first_unfrozen(conv_base, "top_block", name)].name == first
 
 
@@ -133,18 +134,17 @@ def test_check_layers_reads_the_conv_base_of_params():
 
 def test_augmentation_changes_images_in_training_only():
     images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
-    layer = augmentation(dict(SETTINGS, rotation=0.1, zoom=0.2, shift=0.1), seed=7)
+    layer = augmentation(dataclasses.replace(SETTINGS, rotation=0.1, zoom=0.2, shift=0.1), seed=7)
     np.testing.assert_array_equal(layer(images, training=False), images)
     first = keras.ops.convert_to_numpy(layer(images, training=True))
     assert np.abs(first - images).mean() > 1
-    again = augmentation(dict(SETTINGS, rotation=0.1, zoom=0.2, shift=0.1), seed=7)
+    again = augmentation(dataclasses.replace(SETTINGS, rotation=0.1, zoom=0.2, shift=0.1), seed=7)
     np.testing.assert_array_equal(again(images, training=True), first)  # same seed, same images
 
 
 def small_classifier(name):
     """An exported classifier as augment writes it, on a randomly initialised conv base at 32x32."""
-    conv_base, preprocess_input = build_conv_base({"name": name, "weights": None, "input_size": 32,
-                                                   "seed": 0}, "float32")
+    conv_base, preprocess_input = build_conv_base(ConvBase(name, None, 32, 0), "float32")
     head = build_head(conv_base.output_shape[1:], units=8, dropout=0.5, learning_rate=1e-3, classes=CLASSES)
     return build_classifier(conv_base, preprocess_input, head, CLASSES)
 

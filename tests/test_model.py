@@ -1,14 +1,20 @@
 """The exported classifier gives, on raw images, what the pipeline computes step by step."""
 
+import importlib.util
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from dogs_vs_cats import keras_private
 from dogs_vs_cats.conv_base import build_conv_base, conv_base_module, conv_base_names, weightless_conv_base
-from dogs_vs_cats.core.params import ParamError
+from dogs_vs_cats.core.errors import UserError
+from dogs_vs_cats.core.params import ConvBase, ParamError
 from dogs_vs_cats.images import decode_image, load_image
+from dogs_vs_cats.keras_private import PRIVATE_NAMES
 from dogs_vs_cats.model import affine_preprocessing, build_classifier, build_head, preprocess_layer
-from helpers import CLASSES
+from helpers import CLASSES, REPO
 
 SIZE = 32  # the smallest input that keras.applications models accept: keeps the test fast
 
@@ -49,8 +55,7 @@ def test_non_affine_preprocessing_is_refused():
 def test_classifier_matches_the_pipeline(name, image_files, tmp_path):
     import keras
 
-    conv_base, preprocess_input = build_conv_base(
-        {"name": name, "weights": None, "input_size": SIZE, "seed": 0}, "float32")
+    conv_base, preprocess_input = build_conv_base(ConvBase(name, None, SIZE, 0), "float32")
     head = build_head(conv_base.output_shape[1:], units=8, dropout=0.5, learning_rate=1e-3, classes=CLASSES)
 
     # What extract and train compute: load_image, preprocess_input, conv base, then head.
@@ -81,7 +86,7 @@ def test_fused_rmsprop_updates_as_keras_rmsprop():
     """The head's RMSprop (update compiled by XLA) steps the weights exactly as Keras's does."""
     import keras
 
-    from dogs_vs_cats.model import RMSprop
+    from dogs_vs_cats.keras_private import RMSprop
 
     rng = np.random.default_rng(0)
     x = rng.normal(0, 1, (64, 10)).astype(np.float32)
@@ -104,17 +109,53 @@ def test_fused_rmsprop_updates_as_keras_rmsprop():
 @pytest.mark.parametrize("option", [{"momentum": 0.9}, {"centered": True}])
 def test_fused_rmsprop_refuses_what_it_does_not_implement(option):
     """Momentum and centering would be silently ignored by the fused update: refused instead."""
-    from dogs_vs_cats.model import RMSprop
+    from dogs_vs_cats.keras_private import RMSprop
 
     with pytest.raises(ValueError, match="neither momentum nor centered"):
         RMSprop(learning_rate=1e-2, **option)
+
+
+@pytest.mark.parametrize("hidden", PRIVATE_NAMES)
+def test_a_keras_without_the_private_names_fails_at_import_in_one_line(hidden, monkeypatch):
+    """A Keras that renamed what the fused RMSprop reads stops the import of dogs_vs_cats/keras_private.py,
+    not the first training step: one line with the Keras version, the name and the module to update."""
+    import keras
+
+    class RenamedRMSprop(keras.optimizers.RMSprop):  # as a Keras without `hidden`
+        def __getattribute__(self, name):
+            if name == hidden:
+                raise AttributeError(name)
+            return super().__getattribute__(name)
+
+    monkeypatch.setattr(keras.optimizers, "RMSprop", RenamedRMSprop)
+    monkeypatch.setattr(keras, "__version__", "3.99.0")
+    # A fresh copy of the module, executed as an import would: the one in sys.modules stays as it is.
+    spec = importlib.util.spec_from_file_location("keras_private_under_test", keras_private.__file__)
+    with pytest.raises(ImportError) as caught:
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    message = str(caught.value)
+    assert isinstance(caught.value, UserError)  # a stage's run_stage shows it as its one line
+    assert "\n" not in message
+    assert message.startswith("error: Keras 3.99.0 renamed or changed the RMSprop internals that "
+                              "dogs_vs_cats/keras_private.py uses")
+    assert f"({hidden})" in message and "Fix: install the Keras of requirements.txt" in message
+
+
+def test_only_keras_private_uses_keras_private_names():
+    """Keras's private names (and Keras's src package) in one module, the one whose import checks them."""
+    # "keras" ".src" in two pieces, and the names from the module: this file must not match.
+    private = re.compile("|".join([*map(re.escape, PRIVATE_NAMES), re.escape("keras" + ".src")]))
+    code = [*REPO.glob("*.py"), *(path for folder in ("dogs_vs_cats", "stages", "bench", "tools", "tests")
+                                  for path in (REPO / folder).rglob("*.py"))]
+    users = {path.relative_to(REPO).as_posix() for path in code if private.search(path.read_text())}
+    assert users == {"dogs_vs_cats/keras_private.py"}
 
 
 def smallest_size(name):
     """The smallest of the sizes keras.applications models accept that `name` accepts (32 for most)."""
     for size in (32, 75):
         try:
-            weightless_conv_base({"name": name, "input_size": size})
+            weightless_conv_base(name, size)
             return size
         except ParamError:
             continue
@@ -130,8 +171,7 @@ def test_every_keras_applications_constructor_exports_a_classifier_that_loads_ba
     import keras
 
     size = smallest_size(name)
-    conv_params = {"name": name, "weights": None, "input_size": size, "seed": 0}
-    conv_base, preprocess_input = build_conv_base(conv_params)
+    conv_base, preprocess_input = build_conv_base(ConvBase(name, None, size, 0))
     head = build_head(conv_base.output_shape[1:], units=4, dropout=0.5, learning_rate=1e-3, classes=CLASSES)
     classifier = build_classifier(conv_base, preprocess_input, head, CLASSES)
     classifier.save(tmp_path / "classifier.keras")

@@ -1,5 +1,6 @@
 """stages/train.py: the dense head, its training, and its parameter checks."""
 
+import dataclasses
 import json
 
 import keras
@@ -135,8 +136,8 @@ def test_bad_params_name_the_parameter(key, value):
 
 def test_good_params_pass():
     for overrides in ({"dropout": 0}, {"learning_rate": 1}):
-        train_params = check_train(merged(TEST_PARAMS, {"train": overrides}))
-        assert train_params == dict(TEST_PARAMS["train"], **overrides)
+        train = check_train(merged(TEST_PARAMS, {"train": overrides}))
+        assert dataclasses.asdict(train) == dict(TEST_PARAMS["train"], **overrides)
 
 
 def test_main_checks_params_before_any_work(project):

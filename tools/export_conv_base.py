@@ -23,6 +23,7 @@ import numpy as np
 from dogs_vs_cats.conv_base import build_conv_base
 from dogs_vs_cats.core.atomic import atomic_path
 from dogs_vs_cats.core.errors import UserError, run_stage
+from dogs_vs_cats.core.params import ConvBase
 from dogs_vs_cats.core.runtime import keras
 
 
@@ -55,7 +56,7 @@ def main(argv=None):
     with atomic_path(args.output) as tmp:
         conv_base.save_weights(tmp)
         # Loads into keras.applications as the pipeline will load it, and computes the same.
-        rebuilt, _ = build_conv_base({"name": args.name, "weights": str(tmp), "input_size": size})
+        rebuilt, _ = build_conv_base(ConvBase(args.name, str(tmp), size, seed=0))
         images = np.random.default_rng(0).uniform(-1, 1, (2, size, size, 3)).astype(np.float32)
         np.testing.assert_allclose(rebuilt(images), conv_base(images, training=False), atol=1e-4)
     print(f"wrote {args.output}: {conv_base.name}, {len(conv_base.weights)} arrays, input {size}x{size}, "

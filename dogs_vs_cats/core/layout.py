@@ -11,6 +11,7 @@ DVC_FILE = Path("dvc.yaml")  # every stage; the end-to-end ones write a dvc.yaml
 SUBSETS = ("train", "validation", "test")
 
 CHECKED_FILE = Path("data/params.checked")        # check: a constant stamp that orders the stages
+MODEL_CHECKED_FILE = Path("data/model.checked")   # check_model: the same, for the conv base's stages
 DOWNLOAD_DIR = Path("data/download")             # download: the photos' archive, or nothing
 DOWNLOAD_FILE = DOWNLOAD_DIR / "photos.zip"       # download: there when split.raw_dir names it
 NOT_DOWNLOADED = DOWNLOAD_DIR / "not_downloaded.txt"  # download: there when it names other photos
