@@ -10,7 +10,9 @@ finetune.unfreeze only).
 """
 
 import difflib
+from collections.abc import Collection, Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -20,7 +22,7 @@ from dogs_vs_cats.core.params import SECTIONS, ParamError, Params
 from dogs_vs_cats.splitting import check_split
 
 
-def known_keys(dvc_file=DVC_FILE):
+def known_keys(dvc_file: str | Path = DVC_FILE) -> set[str]:
     """Every "section.key" that the stages other than check list among their params in dvc.yaml.
 
     (dvc.yaml cannot be a dependency of a stage; the check stage tracks the whole of params.yaml.)
@@ -32,7 +34,7 @@ def known_keys(dvc_file=DVC_FILE):
     return keys
 
 
-def check_keys(params, known):
+def check_keys(params: Mapping[str, Any], known: Collection[str]) -> None:
     """Raise a ParamError for the first key of params.yaml that no stage reads."""
     for section_name, values in params.items():
         for key in (values or {}) if isinstance(values, dict) else [None]:

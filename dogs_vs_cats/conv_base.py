@@ -4,17 +4,26 @@ TensorFlow is imported by the functions that need Keras, so that the check stage
 weights checks of this module without it.
 """
 
+from __future__ import annotations
+
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dogs_vs_cats.core.layout import WEIGHTS_DIR
 from dogs_vs_cats.core.params import ConvBase, ParamError, Params
+
+if TYPE_CHECKING:  # annotations only: this module imports no TensorFlow until a function needs Keras
+    from collections.abc import Callable
+    from types import ModuleType
+
+    import keras
 
 # The Keras dtype policy of each precision the Keras engine runs (int8 is OpenVINO's alone).
 KERAS_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
-def conv_base_names():
+def conv_base_names() -> list[str]:
     """Every keras.applications constructor, by the name conv_base.name matches: vgg16, mobilenetv3small..."""
     from dogs_vs_cats.core.runtime import keras
 
@@ -22,7 +31,7 @@ def conv_base_names():
                   if name[:1].isupper() and callable(constructor))
 
 
-def conv_base_module(name):
+def conv_base_module(name: str) -> tuple[ModuleType, Callable[..., keras.Model]]:
     """The keras.applications module and constructor for `conv_base.name` (vgg16, mobilenet_v2...).
 
     Names are matched without case or underscores against the constructors of keras.applications,
@@ -97,7 +106,7 @@ def check_weights_tracked(params: Params | dict) -> None:
                          f"copy it into {WEIGHTS_DIR}/ and set conv_base.weights: {WEIGHTS_DIR}/{name}")
 
 
-def weightless_conv_base(name: str, size: int):
+def weightless_conv_base(name: str, size: int) -> keras.Model:
     """The conv base `name` (conv_base.name) for size x size images, without weights: quick to build,
     for its shapes and layers.
 
@@ -117,7 +126,7 @@ def feature_shape(conv: ConvBase) -> tuple:
     return tuple(weightless_conv_base(conv.name, conv.input_size).output_shape[1:])
 
 
-def build_conv_base(conv: ConvBase, precision: str = "float32"):
+def build_conv_base(conv: ConvBase, precision: str = "float32") -> tuple[keras.Model, Callable[..., Any]]:
     """Build the frozen Keras conv base described by the conv_base section, in a Keras precision.
 
     Args:

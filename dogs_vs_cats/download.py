@@ -65,17 +65,18 @@ def downloads_photos(params: Params | dict) -> bool:
     return isinstance(raw_dir, str) and os.path.normpath(raw_dir) == os.path.normpath(DOWNLOAD_FILE)
 
 
-def partial_path(path, sha256):
+def partial_path(path: Path, sha256: str) -> Path:
     """Where the bytes of the file with `sha256` go until they are complete and checked."""
     return path.with_name(f".{path.name}.{sha256}.part")
 
 
-def file_sha256(path):
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of the file at `path`, in hexadecimal."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def open_response(url, start):
+def open_response(url: str, start: int) -> tuple[http.client.HTTPResponse, int]:
     """The server's answer for the bytes from `start` on: (response, the offset it starts at)."""
     request = urllib.request.Request(url, headers={"User-Agent": "dogs-vs-cats-dvc"})
     if start:
@@ -99,7 +100,7 @@ def open_response(url, start):
     return open_response(url, 0)
 
 
-def read_block(response, url, received):
+def read_block(response: http.client.HTTPResponse, url: str, received: int) -> bytes:
     """The next block of the response; b"" at its end."""
     try:
         return response.read(CHUNK)
@@ -108,7 +109,7 @@ def read_block(response, url, received):
                                  f": {error}); run the same command again to resume") from error
 
 
-def fetch(url, partial, label):
+def fetch(url: str, partial: Path, label: str) -> None:
     """Append the rest of the file at `url` to `partial` (or write it whole, when the server must)."""
     start = partial.stat().st_size if partial.exists() else 0
     response, start = open_response(url, start)
@@ -120,7 +121,8 @@ def fetch(url, partial, label):
         write_response(response, url, partial, start, total, label)
 
 
-def write_response(response, url, partial, start, total, label):
+def write_response(response: http.client.HTTPResponse, url: str, partial: Path, start: int, total: int | None,
+                   label: str) -> None:
     """Write the response's bytes into `partial` from `start` on, with a progress bar."""
     with open(partial, "r+b" if start else "wb") as out:
         out.seek(start)
@@ -140,7 +142,7 @@ def write_response(response, url, partial, start, total, label):
                                      "command again to resume")
 
 
-def download(url, sha256, path):
+def download(url: str, sha256: str, path: str | Path) -> Path:
     """Fetch `url` to `path`, resuming a partial download; keep it only if its SHA-256 is `sha256`."""
     path = Path(path)
     if path.exists() and file_sha256(path) == sha256:

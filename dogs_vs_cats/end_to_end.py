@@ -20,8 +20,11 @@ folder (AUGMENTED_DIR, FINETUNED_DIR), what `train` writes, by the same names:
 The classes are those of data/split/classes.json, with the head rule of `train` (model.build_head).
 """
 
+from __future__ import annotations
+
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import yaml
@@ -46,6 +49,9 @@ from dogs_vs_cats.evaluation import evaluate, export, history_callback
 from dogs_vs_cats.images import image_dataset, list_images
 from dogs_vs_cats.model import build_classifier, build_head, loss_for, preprocess_layer
 
+if TYPE_CHECKING:
+    import tensorflow as tf
+
 
 def check_augment(params: Params | dict) -> Finetune:
     """The finetune section, checked; augment also reads the head of the train section (units,
@@ -62,7 +68,7 @@ def check_augment(params: Params | dict) -> Finetune:
     return params.finetune
 
 
-def augmentation(settings: Finetune, seed: int):
+def augmentation(settings: Finetune, seed: int) -> keras.Sequential:
     """Random horizontal flips, rotations, zooms and shifts as Keras layers (a factor 0 leaves one out).
 
     Each layer has its own seed, so the same `seed` gives the same sequence of random images. Keras
@@ -79,13 +85,15 @@ def augmentation(settings: Finetune, seed: int):
     return keras.Sequential(layers, name="augmentation")
 
 
-def subset_dataset(subset, size, batch_size, shuffle_seed=None):
+def subset_dataset(subset: str, size: int, batch_size: int,
+                   shuffle_seed: int | None = None) -> tuple[list[Path], list[int], tf.data.Dataset]:
     """The files and labels of a split subset, and its batches of (resized 0-255 images, labels)."""
     files, labels = list_images(SPLIT_DIR / subset, read_classes())
     return files, labels, image_dataset(files, size, batch_size, labels=labels, shuffle_seed=shuffle_seed)
 
 
-def end_to_end_model(preprocess, conv_base, head, augment, learning_rate):
+def end_to_end_model(preprocess: keras.Layer, conv_base: keras.Model, head: keras.Model, augment: keras.Layer,
+                     learning_rate: float) -> keras.Model:
     """Images -> augmentation -> preprocessing -> conv base -> head, compiled with RMSprop.
 
     Only the layers marked trainable learn: the head alone while the conv base is frozen. Frozen
@@ -99,7 +107,7 @@ def end_to_end_model(preprocess, conv_base, head, augment, learning_rate):
     return model
 
 
-def fit(model, size: int, settings: Finetune, epochs: int, out_dir: Path) -> None:
+def fit(model: keras.Model, size: int, settings: Finetune, epochs: int, out_dir: Path) -> None:
     """Train on the shuffled train images, validating after each epoch; the history through DVCLive."""
     trainable = sum(int(np.prod(weight.shape)) for weight in model.trainable_weights)
     print(f"training {trainable:,} of {model.count_params():,} weights for {epochs} epochs")
@@ -112,7 +120,7 @@ def fit(model, size: int, settings: Finetune, epochs: int, out_dir: Path) -> Non
     print(f"time: {epochs} epochs in {time.perf_counter() - start:.1f} s")
 
 
-def results_definition(curves, confusion):
+def results_definition(curves: str, confusion: str) -> dict:
     """An end-to-end stage's dvc.yaml, paths relative to its folder: results/metrics.json as its
     metrics; the training curves titled "<Metric> <curves>", and the test confusion matrix titled
     "Confusion matrix <confusion>", as its plots."""
@@ -127,7 +135,8 @@ def results_definition(curves, confusion):
     return {"metrics": [f"{RESULTS_DIR}/{METRICS_FILE.name}"], "plots": plots}
 
 
-def evaluate_and_export(model, classifier, size, batch_size, out_dir, plot_titles):
+def evaluate_and_export(model: keras.Model, classifier: keras.Model, size: int, batch_size: int,
+                        out_dir: Path, plot_titles: tuple[str, str]) -> None:
     """Evaluate `model` on the three subsets, then write the classifier, predictions, metrics and
     the dvc.yaml that declares them (`plot_titles`: results_definition's curves and confusion)."""
     start = time.perf_counter()

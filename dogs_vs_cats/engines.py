@@ -5,8 +5,11 @@ says which combinations run). Either way an engine is a function from a batch of
 images (a tensor or an array) to its features (an array).
 """
 
+from __future__ import annotations
+
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,16 +19,24 @@ from dogs_vs_cats.core.layout import QUANTIZED_MODEL
 from dogs_vs_cats.core.params import ConvBase
 from dogs_vs_cats.core.runtime import tf
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import keras
+    import openvino as ov
+
+    Engine = Callable[[tf.Tensor | np.ndarray], np.ndarray]  # a batch of preprocessed images -> features
+
 OPENVINO_HINTS = {"float32": "f32", "bfloat16": "bf16", "int8": "f32"}  # int8: f32 between int8 ops
 
 
-def keras_engine(conv_base):
+def keras_engine(conv_base: keras.Model) -> Engine:
     """Run the Keras conv base, compiled once as a tf.function."""
     run = tf.function(lambda images: tf.cast(conv_base(images, training=False), tf.float32))
     return lambda images: run(images).numpy()
 
 
-def keras_note(precision):
+def keras_note(precision: str) -> str | None:
     """What a CPU without a GPU makes of a Keras precision other than float32, or None."""
     if precision == "float32" or tf.config.list_physical_devices("GPU"):
         return None
@@ -36,7 +47,7 @@ def keras_note(precision):
     return None
 
 
-def openvino_model(conv_base):
+def openvino_model(conv_base: keras.Model) -> ov.Model:
     """The Keras conv base converted to an OpenVINO model (same weights, float32)."""
     import openvino as ov
 
@@ -45,7 +56,7 @@ def openvino_model(conv_base):
         return ov.convert_model(conv_base)
 
 
-def cpu_flags():
+def cpu_flags() -> set[str]:
     """The instruction-set flags of this CPU (Linux), to explain what OpenVINO can run fast."""
     cpuinfo = Path("/proc/cpuinfo")
     for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
@@ -54,7 +65,7 @@ def cpu_flags():
     return set()
 
 
-def openvino_engine(model, precision):
+def openvino_engine(model: ov.Model | str | Path, precision: str) -> tuple[Engine, str | None]:
     """Compile an OpenVINO model (or the path of a saved one) for this CPU in `precision`.
 
     Returns (engine, note): note says what ran instead where this CPU lacks the instructions the
@@ -79,7 +90,7 @@ def openvino_engine(model, precision):
     return (lambda images: request.infer(np.asarray(images))[0].copy()), note
 
 
-def quantize(model, calibration_images, count):
+def quantize(model: ov.Model, calibration_images: tf.data.Dataset, count: int) -> ov.Model:
     """int8 post-training quantisation of an OpenVINO model (NNCF), calibrated on `count` images.
 
     calibration_images: a tf.data dataset of batches of one preprocessed image each.
@@ -96,7 +107,7 @@ def quantize(model, calibration_images, count):
     return nncf.quantize(model, nncf.Dataset(Calibration()), subset_size=count)
 
 
-def save_openvino(model, path):
+def save_openvino(model: ov.Model, path: str | Path) -> None:
     """Write an OpenVINO model as path (.xml) and its weights beside it (.bin), as they are."""
     import openvino as ov
 

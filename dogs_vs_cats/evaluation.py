@@ -7,7 +7,10 @@ for each test image: (N, 1) P(second class) for two classes, (N, classes) softma
 (core/classes.py).
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,8 +18,14 @@ from dogs_vs_cats.core.atomic import atomic_path, write_json
 from dogs_vs_cats.core.classes import predicted_labels, reported_probability
 from dogs_vs_cats.core.runtime import keras
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
 
-def prediction_rows(files, labels, outputs, classes):
+    from numpy.typing import ArrayLike
+
+
+def prediction_rows(files: Sequence[str | Path], labels: Sequence[float] | np.ndarray, outputs: np.ndarray,
+                    classes: Sequence[str]) -> list[dict]:
     """One row per image: file, actual and predicted class, the probability (of the second class for
     two classes, as the recipe's P(dog); of the predicted class for more, with every class's)."""
     rows = []
@@ -30,14 +39,14 @@ def prediction_rows(files, labels, outputs, classes):
     return rows
 
 
-def plural(name):
+def plural(name: str) -> str:
     """An English plural for a class name in a metric's key: cat: cats, puppy: puppies, box: boxes."""
     if name.endswith("y") and name[-2:-1] not in tuple("aeiou"):
         return name[:-1] + "ies"
     return name + ("es" if name.endswith(("s", "x", "z", "ch", "sh")) else "s")
 
 
-def confusion_counts(predictions, classes):
+def confusion_counts(predictions: list[dict], classes: Sequence[str]) -> dict:
     """Two classes: true_<firsts>, false_<seconds> (firsts predicted second), false_<firsts>, true_<seconds>
     (Kaggle's photos: true_cats, false_dogs, false_cats, true_dogs). More: {actual: {predicted: count}}."""
     def count(actual, predicted):
@@ -50,7 +59,8 @@ def confusion_counts(predictions, classes):
     return {actual: {predicted: count(actual, predicted) for predicted in classes} for actual in classes}
 
 
-def classification_metrics(predictions, labels, outputs, classes):
+def classification_metrics(predictions: list[dict], labels: Sequence[int], outputs: np.ndarray,
+                           classes: Sequence[str]) -> dict:
     """ROC AUC (two classes: the second is positive; more: one-vs-rest, averaged over the classes),
     confusion counts, and each class's precision and recall."""
     from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
@@ -69,7 +79,7 @@ def classification_metrics(predictions, labels, outputs, classes):
     }
 
 
-def cross_entropy(labels, outputs):
+def cross_entropy(labels: Sequence[int], outputs: np.ndarray) -> float:
     """The loss the model trains with, on the test images: binary or sparse categorical cross-entropy."""
     if outputs.shape[1] == 1:
         return float(keras.losses.binary_crossentropy(np.float32(labels), np.float32(outputs[:, 0])))
@@ -77,7 +87,8 @@ def cross_entropy(labels, outputs):
     return float(np.mean(losses))
 
 
-def subset_metrics(results, predictions, outputs, classes):
+def subset_metrics(results: Mapping[str, Sequence[float]], predictions: list[dict], outputs: ArrayLike,
+                   classes: Sequence[str]) -> dict:
     """The content of metrics.json, printed as it is built.
 
     `results` maps train and validation to their (loss, accuracy). The test images go through the
@@ -99,7 +110,8 @@ def subset_metrics(results, predictions, outputs, classes):
     return metrics
 
 
-def evaluate(model, datasets: dict, test_files: list, test_labels, classes: list) -> tuple[dict, list]:
+def evaluate(model: keras.Model, datasets: dict, test_files: list, test_labels: Sequence[float] | np.ndarray,
+             classes: list) -> tuple[dict, list]:
     """Evaluate a trained model as every training stage does: loss and accuracy on train and
     validation, then one pass over the test images for their predictions and metrics.
 
@@ -121,8 +133,8 @@ def evaluate(model, datasets: dict, test_files: list, test_labels, classes: list
     return subset_metrics(results, predictions, outputs, classes), predictions
 
 
-def export(classifier, classifier_file: Path, metrics: dict, metrics_file: Path, predictions: list,
-           predictions_file: Path) -> None:
+def export(classifier: keras.Model, classifier_file: Path, metrics: dict, metrics_file: Path,
+           predictions: list, predictions_file: Path) -> None:
     """Write the classifier (raw image in, probabilities and class out), the predictions and the metrics,
     each whole or not at all.
 
@@ -138,7 +150,7 @@ def export(classifier, classifier_file: Path, metrics: dict, metrics_file: Path,
     write_json(metrics_file, metrics)
 
 
-def history_callback(live_dir: Path):
+def history_callback(live_dir: Path) -> keras.callbacks.Callback:
     """The DVCLive callback that writes a training stage's per-epoch history under `live_dir`.
 
     The plots that read the history are declared in a dvc.yaml (the root one for train, the stage's

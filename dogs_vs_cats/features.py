@@ -6,12 +6,22 @@ data/features/<subset>/ holds
   files.txt     the source image of each row, in order, relative to data/split/
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from dogs_vs_cats.core.atomic import atomic_path, ensure_free_space
 from dogs_vs_cats.core.layout import SPLIT_DIR
 from dogs_vs_cats.core.params import Extract, Params
 from dogs_vs_cats.core.runtime import keras, tf
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from pathlib import Path
+
+    from numpy.typing import ArrayLike
 
 
 def check_extract(params: Params | dict) -> Extract:
@@ -26,12 +36,14 @@ def check_extract(params: Params | dict) -> Extract:
     return Params.of(params).extract
 
 
-def extract_features(run, feature_shape, dataset, count, out_file):
+def extract_features(run: Callable[[tf.Tensor], ArrayLike], feature_shape: tuple[int, ...],
+                     dataset: tf.data.Dataset, count: int, out_file: str | Path) -> None:
     """Run the engine `run` over the image batches of `dataset`, writing `count` rows to out_file (.npy)."""
     write_feature_rows((run(images) for images in dataset), feature_shape, count, out_file)
 
 
-def write_feature_rows(feature_batches, feature_shape, count, out_file):
+def write_feature_rows(feature_batches: Iterable[ArrayLike], feature_shape: tuple[int, ...], count: int,
+                       out_file: str | Path) -> None:
     """Write `count` rows of features to out_file (.npy), appending each batch as it comes.
 
     Memory holds one batch, however many images: `feature_batches` is any iterable of arrays (the
@@ -52,7 +64,8 @@ def write_feature_rows(feature_batches, feature_shape, count, out_file):
         raise RuntimeError(f"extracted {done} images, expected {count}")
 
 
-def write_features(feature_batches, feature_shape, files, labels, out_dir):
+def write_features(feature_batches: Iterable[ArrayLike], feature_shape: tuple[int, ...],
+                   files: Sequence[Path], labels: Sequence[float] | np.ndarray, out_dir: Path) -> None:
     """Write out_dir/{features.npy, labels.npy, files.txt} for `files`, whole or not at all.
 
     `feature_batches` gives the features of `files`, in order, batch by batch.
@@ -65,7 +78,8 @@ def write_features(feature_batches, feature_shape, files, labels, out_dir):
         (tmp / "files.txt").write_text("".join(f"{f.relative_to(SPLIT_DIR)}\n" for f in files))
 
 
-def batches(features, labels, batch_size, shuffle_seed=None):
+def batches(features: np.ndarray | NpyRows, labels: np.ndarray, batch_size: int,
+            shuffle_seed: int | None = None) -> tf.data.Dataset:
     """tf.data batches of (features, labels), rows gathered from `features` as they are needed.
 
     `features` is anything indexed by an array of row numbers (an array; NpyRows, which reads
@@ -109,7 +123,8 @@ class NpyRows:
         return out
 
 
-def feature_batches(subset_dir, batch_size, shuffle_seed=None):
+def feature_batches(subset_dir: Path, batch_size: int,
+                    shuffle_seed: int | None = None) -> tuple[tf.data.Dataset, np.ndarray]:
     """Batches of the features and labels that write_features wrote in `subset_dir`, read from disk
     as they are used (memory does not grow with the number of photos), and the labels. With a
     seed, in a new order every epoch (`batches`)."""

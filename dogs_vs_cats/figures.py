@@ -12,8 +12,11 @@ they are one-vs-rest and micro-averaged: every (image, class) pair counts once, 
 probability of that class.
 """
 
+from __future__ import annotations
+
 import csv
 import math
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -30,19 +33,25 @@ from dogs_vs_cats.core.layout import (  # noqa: E402
 )
 from dogs_vs_cats.images import read_image  # noqa: E402
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
+
+    from matplotlib.figure import Figure
+
 HISTORY_DIR = LIVE_DIR / "plots" / "metrics"
 GALLERY_SIZE = 8  # most confident mistakes shown
 GALLERY_COLUMNS = 4
 
 
-def read_history(split, metric):
+def read_history(split: str, metric: str) -> tuple[list[int], list[float]]:
     """Epochs and values of one metric DVCLive logged, for split 'train' or 'eval'."""
     with open(HISTORY_DIR / split / f"{metric}.tsv") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     return [int(row["step"]) + 1 for row in rows], [float(row[metric]) for row in rows]
 
 
-def draw(metric, title):
+def draw(metric: str, title: str) -> None:
     """One figure: the training curve as dots, the validation curve as a line, as in the original."""
     figure, axes = plt.subplots(figsize=(6, 4))
     axes.plot(*read_history("train", metric), "bo", label=f"Training {metric}")
@@ -53,7 +62,7 @@ def draw(metric, title):
     save(figure, PLOTS_DIR / f"{metric}.png")
 
 
-def save(figure, path):
+def save(figure: Figure, path: Path) -> None:
     """Write a figure (PNG or JPEG, by the suffix) atomically and close it."""
     with atomic_path(path) as tmp:
         if path.suffix == ".png":
@@ -63,7 +72,7 @@ def save(figure, path):
     plt.close(figure)
 
 
-def scored_pairs(predictions, classes):
+def scored_pairs(predictions: list[dict], classes: Sequence[str]) -> tuple[list[bool], list[float]]:
     """(is positive, score) pairs for the curves: two classes, one per image, the second class positive;
     more, one per image and class (one-vs-rest, micro-averaged)."""
     if len(classes) == 2:
@@ -73,7 +82,7 @@ def scored_pairs(predictions, classes):
             [row["probabilities"][name] for row in predictions for name in classes])
 
 
-def write_curves(predictions, classes):
+def write_curves(predictions: list[dict], classes: Sequence[str]) -> None:
     """ROC and precision-recall curve points (see the module's docstring for the positive class)."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
@@ -86,14 +95,14 @@ def write_curves(predictions, classes):
                                        for x, y in zip(recall, precision, strict=True)])
 
 
-def confidence(row, classes):
+def confidence(row: dict, classes: Sequence[str]) -> float:
     """The probability of the class predicted for a row of eval/predictions.json."""
     if len(classes) == 2 and row["predicted"] == classes[0]:
         return 1 - row["probability"]  # the row holds P(second class)
     return row["probability"]
 
 
-def draw_misclassified(predictions, classes):
+def draw_misclassified(predictions: list[dict], classes: Sequence[str]) -> int:
     """A gallery of the misclassified test images, the most confidently wrong first."""
     mistakes = sorted((row for row in predictions if row["predicted"] != row["actual"]),
                       key=lambda row: confidence(row, classes), reverse=True)

@@ -7,6 +7,8 @@ layers). BatchNormalization layers stay frozen, in inference mode, with the stat
 trained with.
 """
 
+from __future__ import annotations
+
 import difflib
 
 from dogs_vs_cats.conv_base import weightless_conv_base
@@ -29,13 +31,13 @@ def check_finetune(params: Params | dict) -> Finetune:
     return Params.of(params).finetune
 
 
-def spatial_size(layer):
+def spatial_size(layer: keras.Layer) -> tuple[int | None, ...] | None:
     """(height, width) of a layer's output, or None for an output that is not a batch of images."""
     shape = getattr(layer.output, "shape", ())
     return tuple(shape[1:3]) if len(shape) == 4 else None
 
 
-def top_block(conv_base):
+def top_block(conv_base: keras.Model) -> int:
     """The index of the first layer with weights at the conv base's last resolution.
 
     Every keras.applications base is a stack of stages, each at half the resolution of the one
@@ -48,7 +50,7 @@ def top_block(conv_base):
     return next(index for index in weighted if spatial_size(conv_base.layers[index]) == last)
 
 
-def first_unfrozen(conv_base, unfreeze, base_name):
+def first_unfrozen(conv_base: keras.Model, unfreeze: int | str, base_name: str) -> int:
     """The index of the first layer to unfreeze: the top block's first, the layer named `unfreeze`,
     or the last `unfreeze` layers' first. `base_name` is conv_base.name as the user wrote it."""
     names = [layer.name for layer in conv_base.layers]
@@ -76,13 +78,13 @@ def check_layers(params: Params | dict) -> int:
     return first_unfrozen(conv_base, params.finetune.unfreeze, conv.name)
 
 
-def conv_base_of(classifier):
+def conv_base_of(classifier: keras.Model) -> keras.Model:
     """The conv base inside an exported classifier: its one nested model that is not the head."""
     return next(layer for layer in classifier.layers
                 if isinstance(layer, keras.Model) and layer.name != "head")
 
 
-def unfreeze(conv_base, first):
+def unfreeze(conv_base: keras.Model, first: int) -> None:
     """Make the layers of conv_base from index `first` on trainable, except BatchNormalization.
 
     A frozen BatchNormalization layer also runs in inference mode (Keras 3): it normalises with

@@ -6,12 +6,18 @@ others), with the decoder that extract uses. `image_dataset` is the one way imag
 extract, quantize, the end-to-end training and predict.py use it.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.runtime import tf
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
 
 class UnreadablePhoto(UserError):
@@ -23,7 +29,7 @@ class UnreadablePhoto(UserError):
                          "that split chose, or `dvc repro -f -s split` chooses them again")
 
 
-def decode_image(data):
+def decode_image(data: bytes | tf.Tensor) -> tf.Tensor:
     """Decode JPEG/PNG/GIF/BMP bytes to an RGB uint8 tensor (H, W, 3), whatever the file's mode.
 
     Grayscale, RGBA and CMYK images come out as RGB; an animated GIF gives its first frame.
@@ -31,17 +37,17 @@ def decode_image(data):
     return tf.io.decode_image(data, channels=3, expand_animations=False)
 
 
-def resize(image, size):
+def resize(image: tf.Tensor, size: int) -> tf.Tensor:
     """An image resized to (size, size, 3) float32, bilinear, as the exported classifier resizes."""
     return tf.image.resize(image, (size, size))
 
 
-def load_image(path, size):
+def load_image(path: str | tf.Tensor, size: int) -> tf.Tensor:
     """Read one image file and resize it to (size, size, 3) float32, not yet preprocessed."""
     return resize(decode_image(tf.io.read_file(path)), size)
 
 
-def jpeg_complete(data):
+def jpeg_complete(data: bytes) -> bool:
     """Whether JPEG bytes reach the end-of-image marker that follows their scans.
 
     Walks the marker segments by their lengths (so a thumbnail inside an EXIF segment, which has
@@ -66,7 +72,7 @@ def jpeg_complete(data):
             position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
 
 
-def judge_image(data):
+def judge_image(data: bytes) -> tuple[tf.Tensor | None, str | None]:
     """Decode image bytes: (RGB uint8 tensor, None), or (None, why they are not a usable image).
 
     A JPEG is first checked for an end-of-image marker after its last scan, so that a truncated
@@ -84,7 +90,7 @@ def judge_image(data):
         return None, "not a readable image (corrupt, truncated or not an image format extract reads)"
 
 
-def read_image(path):
+def read_image(path: str | Path) -> tuple[tf.Tensor | None, str | None]:
     """Decode the image file at `path`: (RGB uint8 tensor, None), or (None, why it is unusable)."""
     try:
         data = Path(path).read_bytes()
@@ -93,7 +99,7 @@ def read_image(path):
     return judge_image(data)
 
 
-def first_unusable(files):
+def first_unusable(files: Iterable[str | Path]) -> tuple[str | Path, str] | None:
     """(path, why) for the first of `files` that read_image judges unusable; None if all are usable."""
     for path in files:
         _, problem = read_image(path)
@@ -102,7 +108,8 @@ def first_unusable(files):
     return None
 
 
-def image_batches(dataset, files, batch_size):
+def image_batches(dataset: tf.data.Dataset, files: Sequence[str | Path],
+                  batch_size: int) -> Iterator[tf.Tensor | tuple[tf.Tensor, ...]]:
     """Iterate the batches of image_dataset(files, ..., batch_size, ...); a photo that does not decode
     raises an UnreadablePhoto naming it, not TensorFlow's error, which names no file."""
     batches = iter(dataset)
@@ -116,7 +123,7 @@ def image_batches(dataset, files, batch_size):
             raise UnreadablePhoto(*unusable) from error
 
 
-def list_images(subset_dir, classes):
+def list_images(subset_dir: str | Path, classes: Sequence[str]) -> tuple[list[Path], list[int]]:
     """The images of one split subset, in a fixed order, with their labels (index in `classes`)."""
     files, labels = [], []
     for label, class_name in enumerate(classes):
@@ -126,8 +133,10 @@ def list_images(subset_dir, classes):
     return files, labels
 
 
-def image_dataset(files, size, batch_size, labels=None, preprocess=None, shuffle_seed=None,
-                  report_problems=False):
+def image_dataset(files: Sequence[str | Path], size: int, batch_size: int,
+                  labels: Sequence[float] | np.ndarray | None = None,
+                  preprocess: Callable[[tf.Tensor], tf.Tensor] | None = None, shuffle_seed: int | None = None,
+                  report_problems: bool = False) -> tf.data.Dataset:
     """Batches of the image files resized to (size, size, 3), decoded in parallel ahead of the model.
 
     Images are float 0-255, or what `preprocess` (a conv base's preprocess_input) makes of them.

@@ -7,6 +7,8 @@ on a one-element variable and raises KerasInternalsChanged, one line that names 
 and this module. No other file, tests included, spells these names (tests/test_model.py checks).
 """
 
+from __future__ import annotations
+
 from pathlib import Path
 
 from dogs_vs_cats.core.errors import UserError
@@ -69,7 +71,9 @@ class RMSprop(keras.optimizers.RMSprop):
             raise ValueError(f"the RMSprop of {MODULE_FILE} supports neither momentum nor centered; "
                              "use keras.optimizers.RMSprop for those")
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(self, gradient: tf.Tensor, variable: keras.Variable,
+                    learning_rate: float | tf.Tensor) -> None:
+        """RMSprop's update of `variable` by `gradient`, as one XLA-fused pass (_fused_update)."""
         velocity = self._velocities[self._get_variable_index(variable)]
         self._fused_update(gradient, variable, velocity.value, tf.cast(learning_rate, variable.dtype))
 

@@ -13,12 +13,22 @@ its "class_names" layer (a StringLookup) holds the class names in label order:
                                                                      -> class_names -> "class"
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from dogs_vs_cats.core.classes import THRESHOLD, output_units
 from dogs_vs_cats.core.params import Params, Train
 from dogs_vs_cats.core.runtime import keras
 from dogs_vs_cats.keras_private import RMSprop
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+
+    import tensorflow as tf
+    from numpy.typing import ArrayLike
 
 
 def check_train(params: Params | dict) -> Train:
@@ -33,7 +43,8 @@ def check_train(params: Params | dict) -> Train:
     return Params.of(params).train
 
 
-def class_weights(labels, class_weight, class_count):
+def class_weights(labels: Sequence[float] | np.ndarray, class_weight: str | None,
+                  class_count: int) -> dict[int, float] | None:
     """Keras's class_weight for train.class_weight: None, or "balanced": total / (classes x count of
     the class), scikit-learn's rule, so that every class weighs the same in the loss."""
     if class_weight is None:
@@ -42,12 +53,13 @@ def class_weights(labels, class_weight, class_count):
     return {label: len(labels) / (class_count * count) for label, count in enumerate(counts) if count}
 
 
-def loss_for(units):
+def loss_for(units: int) -> str:
     """Binary cross-entropy on one sigmoid unit (the recipe); sparse categorical on a softmax."""
     return "binary_crossentropy" if units == 1 else "sparse_categorical_crossentropy"
 
 
-def build_head(feature_shape, units, dropout, learning_rate, classes):
+def build_head(feature_shape: tuple[int, ...] | tf.TensorShape, units: int, dropout: float,
+               learning_rate: float, classes: Sequence[str]) -> keras.Sequential:
     """The densely connected classifier that sits on top of the frozen conv base."""
     outputs = output_units(classes)
     model = keras.Sequential([
@@ -69,14 +81,17 @@ def build_head(feature_shape, units, dropout, learning_rate, classes):
 EVALUATION_BATCH_SIZE = 500
 
 
-def fit_head(model, train, validation, epochs, callbacks=(), class_weight=None):
+def fit_head(model: keras.Model, train: tf.data.Dataset, validation: tf.data.Dataset, epochs: int,
+             callbacks: Iterable[keras.callbacks.Callback] = (),
+             class_weight: dict[int, float] | None = None) -> keras.callbacks.History:
     """Train the head on batches of (features, labels), evaluating on `validation` after each epoch."""
     return model.fit(train, validation_data=validation, epochs=epochs, verbose=2, callbacks=list(callbacks),
                      class_weight=class_weight,
                      shuffle=False)  # the batches shuffle themselves (features.batches)
 
 
-def affine_preprocessing(preprocess_input):
+def affine_preprocessing(
+        preprocess_input: Callable[[np.ndarray], ArrayLike]) -> tuple[np.ndarray, np.ndarray]:
     """The 3x3 matrix and bias with preprocess_input(x) == x @ matrix + bias, for each pixel x.
 
     Probes preprocess_input with a black pixel (the bias) and one pixel per channel (the matrix
@@ -100,7 +115,7 @@ def affine_preprocessing(preprocess_input):
     return matrix.astype(np.float32), bias.astype(np.float32)
 
 
-def preprocess_layer(preprocess_input):
+def preprocess_layer(preprocess_input: Callable[[np.ndarray], ArrayLike]) -> keras.layers.Conv2D:
     """A fixed 1x1 Conv2D, named "preprocess", that computes preprocess_input on each pixel."""
     matrix, bias = affine_preprocessing(preprocess_input)
     layer = keras.layers.Conv2D(3, 1, name="preprocess", trainable=False)
@@ -109,7 +124,7 @@ def preprocess_layer(preprocess_input):
     return layer
 
 
-def inference_copy(head):
+def inference_copy(head: keras.Model) -> keras.Sequential:
     """The head's layers (and so its weights) without its compiled state: no optimizer to save.
 
     RMSprop's state is as large as the Dense kernel itself; nothing resumes training from a file.
@@ -117,7 +132,7 @@ def inference_copy(head):
     return keras.Sequential([keras.Input(shape=head.input_shape[1:]), *head.layers], name=head.name)
 
 
-def class_name_output(probabilities, classes):
+def class_name_output(probabilities: keras.KerasTensor, classes: Sequence[str]) -> keras.KerasTensor:
     """The predicted class's name, in the model: P(second) > THRESHOLD for two classes, else argmax."""
     if len(classes) == 2:
         second = keras.ops.squeeze(probabilities, axis=-1)
@@ -128,12 +143,13 @@ def class_name_output(probabilities, classes):
                                      name="class_names")(labels)
 
 
-def class_names(classifier):
+def class_names(classifier: keras.Model) -> list[str]:
     """The class names an exported classifier holds, in label order."""
     return [str(name) for name in classifier.get_layer("class_names").get_vocabulary()]
 
 
-def build_classifier(conv_base, preprocess_input, head, classes):
+def build_classifier(conv_base: keras.Model, preprocess_input: Callable[[np.ndarray], Any], head: keras.Model,
+                     classes: Sequence[str]) -> keras.Model:
     """Chain resizing, preprocessing, the conv base and the head into one model: image -> probabilities
     and class name."""
     height, width = conv_base.input_shape[1:3]

@@ -36,7 +36,7 @@ BUNDLE
 """
 
 
-def page_template():
+def page_template() -> str:
     """The page template: PAGE with the JavaScript bundle inlined and DVC's placeholder for the charts.
 
     Raises a UserError when the installed vl-convert-python has no Vega-Lite VEGA_LITE_VERSION, or

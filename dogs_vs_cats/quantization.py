@@ -4,6 +4,7 @@ The float32 conv base runs over train images evenly spaced over data/split/train
 to calibrate the int8 ranges; the test images never do.
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from dogs_vs_cats.engines import openvino_model, quantize, save_openvino
 from dogs_vs_cats.images import image_dataset
 
 
-def calibration_files(files, count):
+def calibration_files(files: Sequence[Path], count: int) -> list[Path]:
     """`count` files evenly spaced over `files` (all of them if there are fewer), in order."""
     if count >= len(files):
         return list(files)

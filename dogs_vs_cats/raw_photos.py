@@ -16,6 +16,7 @@ in an archive can make it write anywhere else. What an archive cannot be trusted
 import shutil
 import zipfile
 import zlib
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from dogs_vs_cats.core.params import ParamError
@@ -29,14 +30,14 @@ class Unreadable(Exception):
     """A file that cannot be read: its message is the reason split reports."""
 
 
-def windows_refuses(part):
+def windows_refuses(part: str) -> bool:
     """Whether Windows refuses `part` of a path: a device name (CON, LPT1.jpg), a character it
     refuses (drive and stream colons, backslashes...), or a final dot or space."""
     return (any(char in UNSAFE_CHARACTERS for char in part) or part.endswith((".", " "))
             or part.split(".")[0].upper() in WINDOWS_DEVICES)
 
 
-def sorted_names(names):
+def sorted_names(names: Iterable[str]) -> list[str]:
     """Names in the order of their path parts, as sorted(Path(...)) orders files on disk."""
     return sorted(names, key=lambda name: PurePosixPath(name).parts)
 
@@ -47,25 +48,28 @@ class FolderPhotos:
     def __init__(self, root):
         self.root = Path(root)
 
-    def names(self):
+    def names(self) -> list[str]:
+        """Every file's name, relative to the folder, in sorted_names order."""
         return sorted_names(path.relative_to(self.root).as_posix()
                             for path in self.root.rglob("*") if path.is_file())
 
-    def path(self, name):
+    def path(self, name: str) -> str:
         """How split's report names the file."""
         return str(self.root / name)
 
-    def refused(self, name):
+    def refused(self, name: str) -> str | None:
         """Why a name is not to be trusted: never, for the files of a folder."""
         return None
 
-    def read(self, name):
+    def read(self, name: str) -> bytes:
+        """The file's bytes; Unreadable when it cannot be read."""
         try:
             return (self.root / name).read_bytes()
         except OSError as error:
             raise Unreadable(f"cannot read file ({error.strerror or type(error).__name__})") from error
 
-    def copy(self, name, destination):
+    def copy(self, name: str, destination: str | Path) -> None:
+        """Copy the file to `destination`."""
         shutil.copyfile(self.root / name, destination)
 
 
@@ -82,13 +86,15 @@ class ZipPhotos:
                              "split.raw_dir at a folder of photos") from error
         self.members = {info.filename: info for info in self.zip.infolist() if not info.is_dir()}
 
-    def names(self):
+    def names(self) -> list[str]:
+        """Every member's name (folders left out), in sorted_names order."""
         return sorted_names(self.members)
 
-    def path(self, name):
+    def path(self, name: str) -> str:
+        """How split's report names the member: the archive's path, then the member's name."""
         return f"{self.archive}/{name}"
 
-    def refused(self, name):
+    def refused(self, name: str) -> str | None:
         """Why a member's name is not to be trusted, or None.
 
         Absolute, "..", a backslash, or what Windows would read as a drive, a stream or a device
@@ -100,7 +106,8 @@ class ZipPhotos:
                    "Windows refuses): not read"
         return None
 
-    def read(self, name):
+    def read(self, name: str) -> bytes:
+        """The member's bytes, decompressed and CRC-checked; Unreadable when they cannot be trusted."""
         info = self.members[name]
         if problem := self.refused(name):
             raise Unreadable(problem)
@@ -115,11 +122,12 @@ class ZipPhotos:
         except (RuntimeError, NotImplementedError) as error:  # encrypted; an unknown compression
             raise Unreadable(f"cannot be read from the archive ({error})") from error
 
-    def copy(self, name, destination):
+    def copy(self, name: str, destination: str | Path) -> None:
+        """Write the member's bytes (read as `read` reads them) to `destination`."""
         Path(destination).write_bytes(self.read(name))
 
 
-def open_photos(raw_dir):
+def open_photos(raw_dir: str | Path) -> FolderPhotos | ZipPhotos:
     """The photos of split.raw_dir: a folder, or a .zip archive."""
     raw_dir = Path(raw_dir)
     return FolderPhotos(raw_dir) if raw_dir.is_dir() else ZipPhotos(raw_dir)

@@ -18,6 +18,8 @@ Workers read the photos by their absolute paths: every node must see the project
 (shared storage). Ray restarts an actor that dies and retries its batch (Ray Data's defaults).
 """
 
+from __future__ import annotations
+
 import dataclasses
 import itertools
 import logging
@@ -26,12 +28,17 @@ import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.params import ConvBase, Extract
 from dogs_vs_cats.core.runtime import native_stderr_filtered
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from types import ModuleType
 
 RUNNERS = ("local", "ray")
 LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": every Ray address is 127.0.0.1
@@ -65,7 +72,7 @@ class Runner:
         return f"on Ray: {self.actors} actors ({self.actor_cpus:g} CPU{gpus} each) on {where}"
 
 
-def runner_from_environment(environ=os.environ) -> Runner:
+def runner_from_environment(environ: Mapping[str, str] = os.environ) -> Runner:
     """The Runner that EXTRACT_RUNNER, RAY_ADDRESS and EXTRACT_ACTOR* describe, checked.
 
     Raises:
@@ -209,7 +216,7 @@ def ray_feature_batches(runner: Runner, conv: ConvBase, extract: Extract, files:
     return stream(), shape
 
 
-def connect(runner):
+def connect(runner: Runner) -> ModuleType:
     """Import Ray and join RAY_ADDRESS's cluster, or start a local instance: the ray module.
 
     Raises:
@@ -236,14 +243,14 @@ def connect(runner):
     return ray
 
 
-def no_cluster(address, reason):
+def no_cluster(address: str | None, reason: BaseException | str) -> RunnerError:
     """The RunnerError for RAY_ADDRESS where no Ray cluster answers, and why."""
     return RunnerError(f"error: no Ray cluster at RAY_ADDRESS={address} ({reason}). Fix: start one "
                        "(ray start --head) and set RAY_ADDRESS to the address it prints, or unset "
                        "RAY_ADDRESS to start a local Ray instance")
 
 
-def check_reachable(address, seconds=5.0):
+def check_reachable(address: str, seconds: float = 5.0) -> None:
     """Raise a RunnerError unless something listens at `address` (host:port, or ray://host:port)."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     try:

@@ -19,10 +19,13 @@ are. `split.train: rest` (ALL_THE_REST) gives train every usable photo of a clas
 and test do not take.
 """
 
+from __future__ import annotations
+
 import contextlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -30,6 +33,14 @@ from dogs_vs_cats.core.atomic import atomic_path, write_json
 from dogs_vs_cats.core.layout import CLASSES_FILE, DOWNLOAD_FILE, SPLIT_DIR, SPLIT_REPORT, SUBSETS
 from dogs_vs_cats.core.params import ALL_THE_REST, ParamError, Params, Split
 from dogs_vs_cats.raw_photos import Unreadable, windows_refuses
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from dogs_vs_cats.raw_photos import FolderPhotos, ZipPhotos
+
+    # Each file name (relative to split.raw_dir) -> (its class, None) or (None, why it has none).
+    Candidates = dict[str, tuple[str | None, str | None]]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")  # what a flat file's name ends with
 NO_CLASS = "name matches no class"
@@ -58,18 +69,19 @@ def check_split(params: Params | dict) -> Split:
     return split
 
 
-def hidden(parts):
+def hidden(parts: Iterable[str]) -> bool:
     """Whether a name is a hidden or system file, or inside such a folder (macOS's zip metadata)."""
     return any(part.startswith(".") or part == "__MACOSX" for part in parts)
 
 
-def flat_class(file_name):
+def flat_class(file_name: str) -> str | None:
     """The class a flat file's name gives, <class>.<anything>.<image suffix> (cat.1.jpg: cat), or None."""
     stem, _, rest = file_name.partition(".")
     return stem if stem and "." in rest and file_name.lower().endswith(IMAGE_SUFFIXES) else None
 
 
-def find_layout(names, wanted=None):
+def find_layout(names: Iterable[str],
+                wanted: Sequence[str] | None = None) -> tuple[str, list[tuple[str, ...]], set[str]]:
     """Where the classes are: (FLAT or FOLDERS, the root folders (parts), the classes found there).
 
     Only image files (by suffix) count; with `wanted` (lower case), only those classes. The
@@ -119,7 +131,8 @@ def find_layout(names, wanted=None):
     return FLAT, [()], set()
 
 
-def find_candidates(names, wanted=None):
+def find_candidates(names: Sequence[str],
+                    wanted: Sequence[str] | None = None) -> tuple[list[str], Candidates]:
     """(classes, candidates): the class names in label order (lower case: Cat/ and cat.1.jpg are
     both cat), and each file name (relative to the raw folder or archive) mapped to (its class,
     None) or (None, why it has none). Two spellings of one class are a ParamError."""
@@ -152,7 +165,8 @@ def find_candidates(names, wanted=None):
     return classes, candidates
 
 
-def check_classes_found(raw_dir, classes, candidates, wanted):
+def check_classes_found(raw_dir: str | Path, classes: Sequence[str], candidates: Candidates,
+                        wanted: Sequence[str] | None) -> None:
     """Raise a ParamError unless there are two classes or more, all present, each a safe folder name."""
     present = {class_name for class_name, _ in candidates.values() if class_name is not None}
     if wanted is not None and (missing := [name for name in classes if name not in present]):
@@ -175,7 +189,8 @@ def check_classes_found(raw_dir, classes, candidates, wanted):
                          "rename that folder")
 
 
-def sort_candidates(photos, classes, candidates):
+def sort_candidates(photos: FolderPhotos | ZipPhotos, classes: Sequence[str],
+                    candidates: Candidates) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """Split candidates into usable names per class and skipped files (as reported) per reason.
 
     Files are copied into one folder per class under their own names, so of two usable files of
@@ -213,7 +228,7 @@ def sort_candidates(photos, classes, candidates):
     return usable, skipped
 
 
-def subset_sizes(count, counts):
+def subset_sizes(count: int, counts: Mapping[str, int | str]) -> dict[str, int]:
     """How many of a class's `count` usable photos each subset takes (train may be ALL_THE_REST)."""
     sizes = dict(counts)
     if sizes["train"] == ALL_THE_REST:
@@ -221,7 +236,7 @@ def subset_sizes(count, counts):
     return sizes
 
 
-def select(files, counts, seed):
+def select(files: Sequence[str], counts: Mapping[str, int | str], seed: int) -> dict[str, list[str]]:
     """Shuffle one class's files with `seed` and cut them into consecutive subsets."""
     order = np.random.default_rng(seed).permutation(len(files))
     shuffled = [files[i] for i in order]
@@ -233,7 +248,7 @@ def select(files, counts, seed):
     return selection
 
 
-def skipped_summary(skipped):
+def skipped_summary(skipped: Mapping[str, list[str]]) -> str:
     """One phrase for the skipped files: how many, why, with an example of each reason."""
     if not skipped:
         return "no file was skipped"
@@ -242,7 +257,8 @@ def skipped_summary(skipped):
     return f"{total} file(s) skipped: {reasons}; all listed in {SPLIT_REPORT}"
 
 
-def write_report(raw_dir, usable, skipped):
+def write_report(raw_dir: str | Path, usable: Mapping[str, list[str]],
+                 skipped: Mapping[str, list[str]]) -> None:
     """data/split/report.json: the usable images per class, and every skipped file and why; printed too."""
     write_json(SPLIT_REPORT, {
         "raw_dir": str(raw_dir),
@@ -257,7 +273,7 @@ def write_report(raw_dir, usable, skipped):
     print(f"report: {SPLIT_REPORT}")
 
 
-def class_origin(class_name, candidates):
+def class_origin(class_name: str, candidates: Candidates) -> str:
     """Where a class came from, for messages: "the folder PetImages/Cat/" or "1 file named bird.*"."""
     names = [PurePosixPath(name) for name, (found, _) in candidates.items() if found == class_name]
     folders = sorted({"/".join(path.parts[:index + 1]) for path in names
@@ -269,7 +285,7 @@ def class_origin(class_name, candidates):
     return f"{len(names)} file{'s' if len(names) > 1 else ''} named {' or '.join(f'{p}.*' for p in prefixes)}"
 
 
-def leave_out(class_name, classes):
+def leave_out(class_name: str, classes: Sequence[str]) -> str:
     """The fix that drops a class: split.classes listing the others, when two or more remain."""
     others = [name for name in classes if name != class_name]
     if len(others) < 2:
@@ -277,7 +293,8 @@ def leave_out(class_name, classes):
     return f"; or leave {class_name} out with split.classes: [{', '.join(others)}]"
 
 
-def check_counts(raw_dir, usable, skipped, counts, candidates):
+def check_counts(raw_dir: str | Path, usable: Mapping[str, list[str]], skipped: Mapping[str, list[str]],
+                 counts: Mapping[str, int | str], candidates: Candidates) -> None:
     """Raise a ParamError when a class has no usable image, or fewer than the subsets take.
 
     The message says where the class came from (a folder, or file names: one stray bird.1.jpg
@@ -305,7 +322,8 @@ def check_counts(raw_dir, usable, skipped, counts, candidates):
                              "lower the per-class counts or add images" + leave_out(class_name, list(usable)))
 
 
-def write_subsets(photos, selections):
+def write_subsets(photos: FolderPhotos | ZipPhotos,
+                  selections: Mapping[str, Mapping[str, list[str]]]) -> None:
     """Copy each class's selected files into data/split/<subset>/<class>/, then write the class names,
     in label order, to data/split/classes.json.
 

@@ -5,6 +5,7 @@ import errno
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from dogs_vs_cats.core.errors import UserError
@@ -20,7 +21,7 @@ class DiskFull(UserError):
                          "Free some space (or move the DVC cache: dvc cache dir) and run again")
 
 
-def ensure_free_space(path, needed):
+def ensure_free_space(path: str | Path, needed: int) -> None:
     """Raise DiskFull before any work if the disk that will hold `path` has less than `needed` bytes."""
     if shutil.disk_usage(_existing_parent(Path(path))).free < needed:
         raise DiskFull(path, needed)
@@ -37,7 +38,7 @@ def _megabytes(nbytes):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it into place only if the block succeeds.
 
     An interruption leaves either the old complete output or none, never a half-written one
@@ -68,7 +69,7 @@ def _remove(path):
         path.unlink()
 
 
-def write_json(path, data):
+def write_json(path: str | Path, data: object) -> None:
     """Write `data` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2) + "\n")

@@ -1,6 +1,10 @@
 """Errors the user fixes, raised as exceptions and shown by the stages as one line."""
 
 import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+_Result = TypeVar("_Result")
 
 
 class UserError(Exception):
@@ -8,7 +12,7 @@ class UserError(Exception):
     `error: <what>. Fix: <how>` (tests/test_error_rule.py checks it, and that only run_stage exits)."""
 
 
-def run_stage(main):
+def run_stage(main: Callable[[], _Result]) -> _Result:
     """Run a stage's (or a tool's) main() and return what it returns; a UserError ends the program
     with its one line and exit status 1.
 

@@ -16,7 +16,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import cached_property
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from ruamel.yaml import YAML
 
@@ -34,9 +35,11 @@ class ParamError(UserError):
 # --- Checks of one value: check(value, "section.key") -> value, or a ParamError ------------------
 
 Check = Callable[[Any, str], Any]
+_Section = TypeVar("_Section")
 
 
 def positive_int(value: Any, name: str) -> int:
+    """A whole number above 0 (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ParamError(name, f"must be a whole number above 0, got {value!r}",
                          f"set {name} to a positive integer")
@@ -44,12 +47,14 @@ def positive_int(value: Any, name: str) -> int:
 
 
 def positive_number(value: Any, name: str) -> float:
+    """A number above 0, whole or not (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise ParamError(name, f"must be a number above 0, got {value!r}", f"set {name} to a positive number")
     return value
 
 
 def integer(value: Any, name: str) -> int:
+    """Any whole number, 0 and negative ones included (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ParamError(name, f"must be an integer, got {value!r}", f"set {name} to e.g. 42")
     return value
@@ -75,6 +80,7 @@ def fraction(example: str) -> Check:
 
 
 def one_of(choices: tuple, fix: str | None = None) -> Check:
+    """One of `choices`; `fix`, if given, replaces the default fix that lists them."""
     def check(value, name):
         if value not in choices:
             raise ParamError(name, f"unknown value {value!r}",
@@ -97,12 +103,12 @@ def anything(value: Any, name: str) -> Any:
     return value
 
 
-def key(check: Check, meaning: str):
+def key(check: Check, meaning: str) -> Any:
     """A field of a section: its check and its one-line meaning."""
     return field(metadata={"check": check, "meaning": meaning})
 
 
-def read_section(cls, params: Mapping, name: str):
+def read_section(cls: type[_Section], params: Mapping, name: str) -> _Section:
     """Section `name` of params (a dict of sections) as a `cls`, each key checked in field order."""
     values = params.get(name)
     values = values if isinstance(values, dict) else {}
@@ -118,7 +124,8 @@ CLASS_WEIGHTS = (None, "balanced")
 TOP_BLOCK = "top_block"  # finetune.unfreeze: the layers at the conv base's last resolution
 
 
-def train_count(value, name):
+def train_count(value: Any, name: str) -> int | str:
+    """A whole number above 0, or ALL_THE_REST."""
     if value == ALL_THE_REST:
         return value
     try:
@@ -129,7 +136,7 @@ def train_count(value, name):
                          "validation and test leave") from error
 
 
-def class_list(value, name):
+def class_list(value: Any, name: str) -> list[str] | None:
     """None (every class found, sorted), or a list of at least two distinct names."""
     if value is not None and (
             not isinstance(value, list) or len(value) < 2
@@ -141,7 +148,8 @@ def class_list(value, name):
     return value
 
 
-def layers_to_unfreeze(value, name):
+def layers_to_unfreeze(value: Any, name: str) -> int | str:
+    """A layer name (TOP_BLOCK included), or a number of layers above 0."""
     valid = isinstance(value, int) and value > 0 or isinstance(value, str) and value
     if isinstance(value, bool) or not valid:
         raise ParamError(name, f"must be a layer name or a number of layers, got {value!r}",
@@ -258,39 +266,47 @@ class Params:
         """`params` as Params: library functions take either, so a notebook can pass a dict."""
         return params if isinstance(params, Params) else cls(params)
 
-    def section(self, name: str):
+    def section(self, name: str) -> Any:
+        """Section `name`, read and checked now (the properties below keep it)."""
         return read_section(SECTIONS[name], self.values, name)
 
     @cached_property
     def download(self) -> Download:
+        """The download section, checked."""
         return self.section("download")
 
     @cached_property
     def split(self) -> Split:
+        """The split section, checked."""
         return self.section("split")
 
     @cached_property
     def conv_base(self) -> ConvBase:
+        """The conv_base section, checked."""
         return self.section("conv_base")
 
     @cached_property
     def extract(self) -> Extract:
+        """The extract section, checked."""
         return self.section("extract")
 
     @cached_property
     def quantize(self) -> Quantize:
+        """The quantize section, checked."""
         return self.section("quantize")
 
     @cached_property
     def train(self) -> Train:
+        """The train section, checked."""
         return self.section("train")
 
     @cached_property
     def finetune(self) -> Finetune:
+        """The finetune section, checked."""
         return self.section("finetune")
 
 
-def load_params(path=PARAMS_FILE) -> Params:
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
     """Read params.yaml as DVC reads it (YAML 1.2), its sections checked as they are used.
 
     `dvc exp run -S train.learning_rate=1e-5` writes `1e-05`, a float in YAML 1.2 but a string in

@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Iterator
 
 # TensorFlow's own C++ logging (info and warnings, e.g. the CPU-instructions notice); errors stay.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -20,7 +21,7 @@ START_UP_NOISE = re.compile(r"WARNING: All log messages before absl::InitializeL
 
 
 @contextlib.contextmanager
-def native_stderr_filtered(noise=START_UP_NOISE):
+def native_stderr_filtered(noise: re.Pattern[str] = START_UP_NOISE) -> Iterator[None]:
     """Capture what C++ code writes to file descriptor 2 in the block; pass on lines not `noise`."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -44,7 +45,7 @@ with native_stderr_filtered():
     import tensorflow as tf  # noqa: E402
 
 
-def seed_everything(seed):
+def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and TensorFlow; on a GPU, also make TensorFlow's ops deterministic.
 
     On the CPU the ops of this project give the same bytes run after run without op determinism
