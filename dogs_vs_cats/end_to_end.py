@@ -64,7 +64,7 @@ def check_augment(params: Params | dict) -> Finetune:
         The finetune section.
     """
     params = Params.of(params)
-    params.train  # noqa: B018 (read for its check: augment builds train's head)
+    _ = params.train  # checked here too: augment builds train's head (train.units, train.dropout)
     return params.finetune
 
 
