@@ -28,7 +28,7 @@ from tqdm import tqdm
 from dogs_vs_cats.core.atomic import DiskFull, ensure_free_space
 from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.layout import DOWNLOAD_FILE
-from dogs_vs_cats.core.params import Download, ParamError, Params
+from dogs_vs_cats.core.params import ParamError, Params
 
 TIMEOUT = 60  # seconds to connect (per address of the host), and for each read
 CHUNK = 2**20
@@ -45,18 +45,6 @@ class DownloadError(UserError):
 
 class RangeNotSatisfiable(Exception):
     """The server has no bytes after those already received: the partial file may be complete."""
-
-
-def check_download(params: Params | dict) -> Download:
-    """The download section, checked (core.params.Download).
-
-    Args:
-        params: params.yaml (core.params.load_params).
-
-    Returns:
-        The download section.
-    """
-    return Params.of(params).download
 
 
 def downloads_photos(params: Params | dict) -> bool:

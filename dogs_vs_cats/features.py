@@ -14,7 +14,6 @@ import numpy as np
 
 from dogs_vs_cats.core.atomic import atomic_path, ensure_free_space
 from dogs_vs_cats.core.layout import SPLIT_DIR
-from dogs_vs_cats.core.params import Extract, Params
 from dogs_vs_cats.core.runtime import keras, tf
 
 if TYPE_CHECKING:
@@ -22,18 +21,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from numpy.typing import ArrayLike
-
-
-def check_extract(params: Params | dict) -> Extract:
-    """The extract section, checked: an engine and a precision that run together, a batch size.
-
-    Args:
-        params: params.yaml (core.params.load_params).
-
-    Returns:
-        The extract section; its conv base is check_conv_base's.
-    """
-    return Params.of(params).extract
 
 
 def extract_features(run: Callable[[tf.Tensor], ArrayLike], feature_shape: tuple[int, ...],

@@ -13,22 +13,9 @@ import difflib
 
 from dogs_vs_cats.conv_base import weightless_conv_base
 from dogs_vs_cats.core.layout import AUGMENTED_DIR, CLASSIFIER_FILE, FINETUNED_DIR, MODEL_DIR
-from dogs_vs_cats.core.params import TOP_BLOCK, Finetune, ParamError, Params
+from dogs_vs_cats.core.params import TOP_BLOCK, ParamError, Params
 from dogs_vs_cats.core.runtime import keras, seed_everything
 from dogs_vs_cats.end_to_end import augmentation, end_to_end_model, evaluate_and_export, fit
-
-
-def check_finetune(params: Params | dict) -> Finetune:
-    """The finetune section, checked. Whether finetune.unfreeze names a layer of the conv base
-    needs the conv base: see check_layers.
-
-    Args:
-        params: params.yaml (core.params.load_params).
-
-    Returns:
-        The finetune section.
-    """
-    return Params.of(params).finetune
 
 
 def spatial_size(layer: keras.Layer) -> tuple[int | None, ...] | None:
@@ -105,7 +92,7 @@ def fine_tune(params: Params) -> None:
     Args:
         params: params.yaml (core.params.load_params).
     """
-    settings = check_finetune(params)
+    settings = Params.of(params).finetune
     seed_everything(settings.seed)
     classifier = keras.models.load_model(AUGMENTED_DIR / MODEL_DIR / CLASSIFIER_FILE.name)
     conv_base = conv_base_of(classifier)

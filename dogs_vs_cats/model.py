@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dogs_vs_cats.core.classes import THRESHOLD, output_units
-from dogs_vs_cats.core.params import Params, Train
 from dogs_vs_cats.core.runtime import keras
 from dogs_vs_cats.keras_private import RMSprop
 
@@ -29,18 +28,6 @@ if TYPE_CHECKING:
 
     import tensorflow as tf
     from numpy.typing import ArrayLike
-
-
-def check_train(params: Params | dict) -> Train:
-    """The train section, checked: the head, its optimizer and its training.
-
-    Args:
-        params: params.yaml (core.params.load_params).
-
-    Returns:
-        The train section.
-    """
-    return Params.of(params).train
 
 
 def class_weights(labels: Sequence[float] | np.ndarray, class_weight: str | None,

@@ -12,15 +12,9 @@ from pathlib import Path
 
 from dogs_vs_cats.core.atomic import atomic_path
 from dogs_vs_cats.core.layout import MODEL_DIR, OFF_NOTE, RESULTS_DIR
-from dogs_vs_cats.core.params import Params
 
 OFF_TEXT = ("switched off: finetune.enabled is false in params.yaml, so this stage trained nothing. "
             "Set it to true (dvc exp run -S finetune.enabled=true) to train it\n")
-
-
-def check_enabled(params: Params | dict) -> bool:
-    """finetune.enabled, checked: whether augment and finetune train (True) or are switched off."""
-    return Params.of(params).finetune.enabled
 
 
 def switch_off(stage_dir: Path) -> None:

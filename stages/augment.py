@@ -9,12 +9,12 @@ the `finetune` stage starts from it.
 from dogs_vs_cats.core.errors import run_stage
 from dogs_vs_cats.core.layout import AUGMENTED_DIR
 from dogs_vs_cats.core.params import load_params
-from dogs_vs_cats.opt_in import check_enabled, switch_off
+from dogs_vs_cats.opt_in import switch_off
 
 
 def main():
     params = load_params()
-    if not check_enabled(params):
+    if not params.finetune.enabled:
         switch_off(AUGMENTED_DIR)
         return
     # Imported only now: TensorFlow takes seconds to load, and a switched-off stage needs none of it.

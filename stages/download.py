@@ -13,12 +13,12 @@ from dogs_vs_cats.core.atomic import atomic_path
 from dogs_vs_cats.core.errors import run_stage
 from dogs_vs_cats.core.layout import DOWNLOAD_FILE, NOT_DOWNLOADED
 from dogs_vs_cats.core.params import load_params
-from dogs_vs_cats.download import check_download, download, downloads_photos
+from dogs_vs_cats.download import download, downloads_photos
 
 
 def main():
     params = load_params()
-    source = check_download(params)
+    source = params.download
     if not downloads_photos(params):
         # A note, not an empty folder (which DVC warns about); the same whichever photos are chosen.
         with atomic_path(NOT_DOWNLOADED) as tmp:

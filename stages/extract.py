@@ -18,7 +18,7 @@ from dogs_vs_cats.core.classes import read_classes
 from dogs_vs_cats.core.errors import UserError, run_stage
 from dogs_vs_cats.core.layout import FEATURES_DIR, QUANTIZED_MODEL, SPLIT_DIR, SUBSETS
 from dogs_vs_cats.core.params import load_params
-from dogs_vs_cats.features import check_extract, write_features
+from dogs_vs_cats.features import write_features
 from dogs_vs_cats.images import list_images
 from dogs_vs_cats.runners import local_feature_batches, ray_feature_batches, runner_from_environment
 
@@ -29,7 +29,7 @@ def main():
         raise UserError(f"error: no subset {subset!r}. "
                         f"Fix: run python -m stages.extract {{{','.join(SUBSETS)}}}")
     params = load_params()
-    conv, extract = check_conv_base(params), check_extract(params)
+    conv, extract = check_conv_base(params), params.extract
     runner = runner_from_environment()
     files, labels = list_images(SPLIT_DIR / subset, read_classes())
     print(f"{subset}: {len(files)} images through {conv.name} "

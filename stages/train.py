@@ -39,7 +39,6 @@ from dogs_vs_cats.model import (
     EVALUATION_BATCH_SIZE,
     build_classifier,
     build_head,
-    check_train,
     class_weights,
     fit_head,
     inference_copy,
@@ -48,7 +47,7 @@ from dogs_vs_cats.model import (
 
 def main():
     params = load_params()
-    train, conv = check_train(params), check_conv_base(params)  # the export rebuilds the conv base
+    train, conv = params.train, check_conv_base(params)  # the export rebuilds the conv base
     classes = read_classes()
     seed_everything(train.seed)
     # Features stream from disk batch by batch (memory does not grow with the number of photos).

@@ -10,10 +10,10 @@ import pytest
 import predict
 from dogs_vs_cats.core.classes import class_probabilities, predicted_labels, reported_probability
 from dogs_vs_cats.core.layout import CLASSES_FILE, PRECISION_RECALL_FILE, ROC_FILE, SPLIT_DIR, SPLIT_REPORT
-from dogs_vs_cats.core.params import ConvBase, ParamError
+from dogs_vs_cats.core.params import ConvBase, ParamError, Params
 from dogs_vs_cats.evaluation import prediction_rows, subset_metrics
 from dogs_vs_cats.figures import confidence, write_curves
-from dogs_vs_cats.model import build_head, check_train, class_weights
+from dogs_vs_cats.model import build_head, class_weights
 from dogs_vs_cats.splitting import HIDDEN, NOT_LISTED, check_split, find_candidates
 from helpers import TEST_PARAMS, make_raw, merged, save_image, update_params, write_params
 from stages import split
@@ -186,7 +186,7 @@ def test_balanced_class_weights_weigh_every_class_the_same():
         {0: 4, 1: 4, 2: 4})
     assert class_weights(labels, None, 3) is None
     with pytest.raises(ParamError, match=r"train\.class_weight: unknown value 'equal'"):
-        check_train(merged(TEST_PARAMS, {"train": {"class_weight": "equal"}}))
+        _ = Params(merged(TEST_PARAMS, {"train": {"class_weight": "equal"}})).train
 
 
 def test_binary_confusion_keys_are_plurals_of_the_class_names():

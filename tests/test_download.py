@@ -11,8 +11,8 @@ from archives import closed_port, petimages_zip, serving, silent_port
 
 from dogs_vs_cats import download as download_module
 from dogs_vs_cats.core.atomic import DiskFull
-from dogs_vs_cats.core.params import ParamError
-from dogs_vs_cats.download import DownloadError, check_download, download, partial_path
+from dogs_vs_cats.core.params import ParamError, Params
+from dogs_vs_cats.download import DownloadError, download, partial_path
 from helpers import REPO, TEST_PARAMS, merged
 
 # What shutil.disk_usage returns (a named tuple), with the free space a test sets.
@@ -180,13 +180,13 @@ def test_git_ignores_a_download_in_progress():
 ])
 def test_bad_parameters_are_named(download_params, named):
     with pytest.raises(ParamError, match=named.replace(".", r"\.")):
-        check_download(merged(TEST_PARAMS, {"download": download_params}))
+        _ = Params(merged(TEST_PARAMS, {"download": download_params})).download
 
 
 def test_the_default_parameters_are_the_published_archive():
     from dogs_vs_cats.core.params import load_params
 
-    source = check_download(load_params(REPO / "params.yaml"))
+    source = load_params(REPO / "params.yaml").download
     url, sha256 = source.url, source.sha256
     assert url.endswith("/kagglecatsanddogs_5340.zip") and url.startswith("https://download.microsoft.com/")
     assert sha256 == "b7974bd00a84a99921f36ee4403f089853777b5ae8d151c76a86e64900334af9"

@@ -10,9 +10,8 @@ from dogs_vs_cats import engines
 from dogs_vs_cats.conv_base import build_conv_base
 from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.layout import QUANTIZED_DIR
-from dogs_vs_cats.core.params import ConvBase, ParamError
+from dogs_vs_cats.core.params import ConvBase, ParamError, Params
 from dogs_vs_cats.engines import keras_engine, load_engine, openvino_engine, openvino_model
-from dogs_vs_cats.features import check_extract
 from dogs_vs_cats.quantization import calibration_files
 from helpers import TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
 from stages import quantize, split
@@ -32,14 +31,14 @@ def engine_params(**extract):
 ])
 def test_combinations_that_cannot_run_name_the_parameter(extract, named, says):
     with pytest.raises(ParamError, match=f"params.yaml {named}: .*{says}"):
-        check_extract(engine_params(**extract))
+        _ = Params(engine_params(**extract)).extract
 
 
 @pytest.mark.parametrize("engine, precision", [("keras", "float32"), ("keras", "bfloat16"),
                                                ("keras", "float16"), ("openvino", "float32"),
                                                ("openvino", "bfloat16"), ("openvino", "int8")])
 def test_combinations_that_can_run_pass(engine, precision):
-    extract = check_extract(engine_params(engine=engine, precision=precision))
+    extract = Params(engine_params(engine=engine, precision=precision)).extract
     assert (extract.engine, extract.precision) == (engine, precision)
 
 

@@ -21,24 +21,23 @@ from dogs_vs_cats.core.layout import (
     RESULTS_DIR,
     SPLIT_DIR,
 )
-from dogs_vs_cats.core.params import ConvBase, ParamError
+from dogs_vs_cats.core.params import ConvBase, ParamError, Params
 from dogs_vs_cats.end_to_end import augmentation, check_augment, end_to_end_model, subset_dataset
-from dogs_vs_cats.finetuning import check_finetune, check_layers, conv_base_of, first_unfrozen, unfreeze
+from dogs_vs_cats.finetuning import check_layers, conv_base_of, first_unfrozen, unfreeze
 from dogs_vs_cats.model import build_classifier, build_head, class_names
-from dogs_vs_cats.opt_in import check_enabled
 from helpers import CLASSES, REPO, TEST_PARAMS, make_raw, merged, subprocess_env, write_params
 from stages import augment, finetune
 
 # In each stage's folder:
 MODEL_FILE, METRICS_FILE = MODEL_DIR / CLASSIFIER_FILE.name, RESULTS_DIR / "metrics.json"
-SETTINGS = check_finetune(TEST_PARAMS)
+SETTINGS = Params(TEST_PARAMS).finetune
 ON = {"finetune": {"enabled": True}}
 
 
 @pytest.mark.parametrize("value", [None, "yes", 1, 0])
 def test_the_switch_is_true_or_false(value):
     with pytest.raises(ParamError, match=r"params\.yaml finetune\.enabled: must be true or false, got "):
-        check_enabled(merged(TEST_PARAMS, {"finetune": {"enabled": value}}))
+        _ = Params(merged(TEST_PARAMS, {"finetune": {"enabled": value}})).finetune
 
 
 def test_switched_off_the_stages_write_a_note_and_no_model_without_loading_tensorflow(project):
@@ -75,7 +74,7 @@ def test_bad_augment_params_name_the_parameter(key, value):
 ])
 def test_bad_finetune_params_name_the_parameter(key, value):
     with pytest.raises(ParamError, match=rf"params\.yaml finetune\.{key}: "):
-        check_finetune(merged(TEST_PARAMS, {"finetune": {key: value}}))
+        _ = Params(merged(TEST_PARAMS, {"finetune": {key: value}})).finetune
 
 
 def test_augment_reads_the_head_of_train():

@@ -17,11 +17,11 @@ from dogs_vs_cats.core.layout import (
     PREDICTIONS_FILE,
     SUBSETS,
 )
-from dogs_vs_cats.core.params import ParamError
+from dogs_vs_cats.core.params import ParamError, Params
 from dogs_vs_cats.core.runtime import seed_everything
 from dogs_vs_cats.evaluation import prediction_rows, subset_metrics
 from dogs_vs_cats.features import NpyRows, batches
-from dogs_vs_cats.model import build_head, check_train, class_names, fit_head
+from dogs_vs_cats.model import build_head, class_names, fit_head
 from helpers import CLASSES, TEST_PARAMS, merged, write_params
 from stages import train
 
@@ -131,12 +131,12 @@ def test_unshuffled_batches_keep_the_rows_in_order():
 def test_bad_params_name_the_parameter(key, value):
     params = merged(TEST_PARAMS, {"train": {key: value}})
     with pytest.raises(ParamError, match=rf"train\.{key}"):
-        check_train(params)
+        _ = Params(params).train
 
 
 def test_good_params_pass():
     for overrides in ({"dropout": 0}, {"learning_rate": 1}):
-        train = check_train(merged(TEST_PARAMS, {"train": overrides}))
+        train = Params(merged(TEST_PARAMS, {"train": overrides})).train
         assert dataclasses.asdict(train) == dict(TEST_PARAMS["train"], **overrides)
 
 
