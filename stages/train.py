@@ -73,10 +73,10 @@ def main():
     start = time.perf_counter()
     # The same conv base extract ran (same weights or seed), in float32 whatever extract used.
     conv_base, preprocess_input = build_conv_base(conv, "float32")
+    classifier = build_classifier(conv_base, preprocess_input, model, classes)
     with atomic_path(HEAD_FILE) as tmp:
         inference_copy(model).save(tmp)
-    export(build_classifier(conv_base, preprocess_input, model, classes), CLASSIFIER_FILE,
-           metrics, METRICS_FILE, predictions, PREDICTIONS_FILE)
+    export(classifier, CLASSIFIER_FILE, metrics, METRICS_FILE, predictions, PREDICTIONS_FILE)
     timings["export"] = time.perf_counter() - start
     print("time: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items()))
 
