@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dogs_vs_cats.core.classes import THRESHOLD, output_units
+from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.runtime import keras
-from dogs_vs_cats.keras_private import RMSprop
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
@@ -56,6 +56,10 @@ def build_head(feature_shape: tuple[int, ...] | tf.TensorShape, units: int, drop
         keras.layers.Dropout(dropout),
         keras.layers.Dense(outputs, activation="sigmoid" if outputs == 1 else "softmax"),
     ], name="head")
+    # Imported here, where a stage's run_stage shows its one-line error should Keras have renamed
+    # the internals it checks at import; predict.py, which trains nothing, never imports it.
+    from dogs_vs_cats.keras_private import RMSprop
+
     # jit_compile=False: only the optimizer's update is compiled (dogs_vs_cats/keras_private.py);
     # Keras would otherwise compile the whole step, products included, with XLA.
     model.compile(optimizer=RMSprop(learning_rate=learning_rate), loss=loss_for(outputs),
@@ -131,8 +135,15 @@ def class_name_output(probabilities: keras.KerasTensor, classes: Sequence[str]) 
 
 
 def class_names(classifier: keras.Model) -> list[str]:
-    """The class names an exported classifier holds, in label order."""
-    return [str(name) for name in classifier.get_layer("class_names").get_vocabulary()]
+    """The class names an exported classifier holds, in label order; a UserError for a model that
+    is not one (models/classifier.keras is)."""
+    try:
+        layer = classifier.get_layer("class_names")
+    except ValueError as error:
+        raise UserError(f"error: {classifier.name} is not a classifier that train exports (it has no "
+                        "class_names layer). Fix: pass --model models/classifier.keras, or the "
+                        "model/classifier.keras of augment or finetune") from error
+    return [str(name) for name in layer.get_vocabulary()]
 
 
 def build_classifier(conv_base: keras.Model, preprocess_input: Callable[[np.ndarray], Any], head: keras.Model,

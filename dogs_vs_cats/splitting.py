@@ -21,7 +21,6 @@ and test do not take.
 
 from __future__ import annotations
 
-import contextlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dogs_vs_cats.core.atomic import atomic_path, write_json
+from dogs_vs_cats.core.atomic import atomic_paths, json_text, write_json
 from dogs_vs_cats.core.layout import CLASSES_FILE, DOWNLOAD_FILE, SPLIT_DIR, SPLIT_REPORT, SUBSETS
 from dogs_vs_cats.core.params import ALL_THE_REST, ParamError, Params, Split
 from dogs_vs_cats.raw_photos import Unreadable, windows_refuses
@@ -324,20 +323,21 @@ def check_counts(raw_dir: str | Path, usable: Mapping[str, list[str]], skipped: 
 
 def write_subsets(photos: FolderPhotos | ZipPhotos,
                   selections: Mapping[str, Mapping[str, list[str]]]) -> None:
-    """Copy each class's selected files into data/split/<subset>/<class>/, then write the class names,
+    """Copy each class's selected files into data/split/<subset>/<class>/, and write the class names,
     in label order, to data/split/classes.json.
 
-    The three subsets are built beside the previous ones and swapped in together once all three are
-    complete, so that a failure (a full disk, Ctrl-C) leaves the previous split whole; DVC keeps it
-    in place while split runs (`persist` in dvc.yaml), so any error of this stage does too.
+    The three subsets and classes.json are built beside the previous ones and swapped in together
+    once all are complete, so that a failure (a full disk, Ctrl-C) leaves the previous split whole;
+    DVC keeps it in place while split runs (`persist` in dvc.yaml), so any error of this stage does
+    too.
     """
-    with contextlib.ExitStack() as swaps:
-        for subset in SUBSETS:
-            tmp = swaps.enter_context(atomic_path(SPLIT_DIR / subset))
+    with atomic_paths([SPLIT_DIR / subset for subset in SUBSETS] + [CLASSES_FILE]) as tmps:
+        *subset_dirs, classes_file = tmps
+        for subset, tmp in zip(SUBSETS, subset_dirs, strict=True):
             for class_name, selection in selections.items():
                 (tmp / class_name).mkdir(parents=True)
                 for name in selection[subset]:
                     photos.copy(name, tmp / class_name / PurePosixPath(name).name)
             print(f"{subset}: " + ", ".join(f"{class_name} {len(selection[subset])}"
                                             for class_name, selection in selections.items()))
-    write_json(CLASSES_FILE, list(selections))
+        classes_file.write_text(json_text(list(selections)))

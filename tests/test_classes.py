@@ -2,6 +2,7 @@
 and predictions that follow the class list (two classes: the recipe's sigmoid; more: a softmax)."""
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -261,3 +262,57 @@ def test_predict_names_the_winning_class(tmp_path, capsys):
     assert label == "cat" and float(probability) > 0.8
     row, = json.loads((tmp_path / "out.json").read_text())
     assert list(row["probabilities"]) == THREE and max(row["probabilities"].values()) == row["probability"]
+
+
+@pytest.mark.parametrize("copies_before_stop", [0, 7, 13])  # in train, in validation, in test
+def test_an_interrupted_split_leaves_the_previous_one_whole(split_before, project, monkeypatch,
+                                                             copies_before_stop):
+    """Ctrl-C while the new subsets are copied: the old subsets and classes.json stay, all of them,
+    and no temporary is left behind."""
+    from dogs_vs_cats import raw_photos
+
+    make_raw(project / "data/raw2", 9)  # 9 per class: 3 + 2 + 2 copied of each, 14 in all
+    update_params(project, {"split": {"raw_dir": "data/raw2"}})
+    copied = []
+
+    def copy_then_stop(self, name, destination):
+        if len(copied) == copies_before_stop:
+            raise KeyboardInterrupt
+        copied.append(name)
+        original_copy(self, name, destination)
+
+    original_copy = raw_photos.FolderPhotos.copy
+    monkeypatch.setattr(raw_photos.FolderPhotos, "copy", copy_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        split.main()
+    after = {path: path.read_bytes() for path in sorted(SPLIT_DIR.rglob("*")) if path.is_file()}
+    assert {path: data for path, data in after.items() if path != SPLIT_REPORT} == {
+        path: data for path, data in split_before.items() if path != SPLIT_REPORT}
+    assert not [path for path in SPLIT_DIR.iterdir() if ".tmp" in path.name]
+
+
+@pytest.mark.parametrize("renames_before_stop", [1, 3, 4, 5, 7])  # setting the old aside, moving the new in
+def test_a_split_interrupted_while_it_swaps_puts_the_previous_one_back(split_before, project, monkeypatch,
+                                                                       renames_before_stop):
+    """The swap is eight renames (each old subset and classes.json aside, each new one in): Ctrl-C
+    between any two puts every old output back."""
+    from dogs_vs_cats.core import atomic
+
+    make_raw(project / "data/raw2", 9)
+    update_params(project, {"split": {"raw_dir": "data/raw2"}})
+    renames = []
+
+    def replace_then_stop(source, target):  # once: the renames that put the old back go through
+        renames.append(source)
+        if len(renames) == renames_before_stop + 1:
+            raise KeyboardInterrupt
+        original_replace(source, target)
+
+    original_replace = os.replace
+    monkeypatch.setattr(atomic.os, "replace", replace_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        split.main()
+    after = {path: path.read_bytes() for path in sorted(SPLIT_DIR.rglob("*")) if path.is_file()}
+    assert {path: data for path, data in after.items() if path != SPLIT_REPORT} == {
+        path: data for path, data in split_before.items() if path != SPLIT_REPORT}
+    assert not [path for path in SPLIT_DIR.iterdir() if ".tmp" in path.name]

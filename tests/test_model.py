@@ -2,6 +2,8 @@
 
 import importlib.util
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from dogs_vs_cats.core.params import ConvBase, ParamError
 from dogs_vs_cats.images import decode_image, load_image
 from dogs_vs_cats.keras_private import PRIVATE_NAMES
 from dogs_vs_cats.model import affine_preprocessing, build_classifier, build_head, preprocess_layer
-from helpers import CLASSES, REPO
+from helpers import CLASSES, REPO, subprocess_env
 
 SIZE = 32  # the smallest input that keras.applications models accept: keeps the test fast
 
@@ -139,6 +141,25 @@ def test_a_keras_without_the_private_names_fails_at_import_in_one_line(hidden, m
     assert message.startswith("error: Keras 3.99.0 renamed or changed the RMSprop internals that "
                               "dogs_vs_cats/keras_private.py uses")
     assert f"({hidden})" in message and "Fix: install the Keras of requirements.txt" in message
+
+
+def test_no_entry_point_imports_keras_private_before_run_stage():
+    """Its check runs at import: an entry point that imported it at the top would show its error as a
+    traceback, before run_stage; predict.py, which trains nothing, must not need it at all."""
+    probe = ("import sys, predict, stages.train, stages.check_model, stages.augment, stages.finetune; "
+             "print('dogs_vs_cats.keras_private' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=subprocess_env(), text=True,
+                            capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_every_mobilenet_v3_resolves_to_its_module():
+    """MobileNetV3Small and Large are top-level constructors of keras.applications only: the module of
+    their preprocess_input is found from the constructor."""
+    assert {"mobilenetv3small", "mobilenetv3large"} <= set(conv_base_names())
+    module, constructor = conv_base_module("mobilenet_v3_small")
+    assert constructor.__name__ == "MobileNetV3Small" and module.__name__.endswith("mobilenet_v3")
 
 
 def test_only_keras_private_uses_keras_private_names():
