@@ -6,6 +6,7 @@ weights checks of this module without it.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,9 +46,10 @@ def conv_base_module(name: str) -> tuple[ModuleType, Callable[..., keras.Model]]
     for attr, constructor in vars(keras.applications).items():
         if attr.lower() == wanted and attr[:1].isupper() and callable(constructor):
             return getattr(keras.applications, constructor.__module__.rpartition(".")[2]), constructor
+    closest = difflib.get_close_matches(wanted, conv_base_names(), n=1, cutoff=0)
     raise ParamError("conv_base.name", f"{name!r} is not a keras.applications model",
-                     "use a name such as vgg16, resnet50, mobilenet_v2 or efficientnetb0 "
-                     "(conv_base_names() lists them all)")
+                     f"use one of its constructors' names (the closest: {closest[0]}), such as vgg16, "
+                     "resnet50 or mobilenet_v2")
 
 
 def check_conv_base(params: Params | dict) -> ConvBase:
@@ -60,10 +62,10 @@ def check_conv_base(params: Params | dict) -> ConvBase:
     Returns:
         The conv_base section.
     """
-    return verified(Params.of(params).conv_base)
+    return check_name_and_weights(Params.of(params).conv_base)
 
 
-def verified(conv: ConvBase) -> ConvBase:
+def check_name_and_weights(conv: ConvBase) -> ConvBase:
     """`conv`, once its name is a keras.applications constructor and its local weights file exists."""
     conv_base_module(conv.name)
     check_weights_file(conv)
@@ -140,7 +142,7 @@ def build_conv_base(conv: ConvBase, precision: str = "float32") -> tuple[keras.M
     """
     from dogs_vs_cats.core.runtime import keras
 
-    verified(conv)
+    check_name_and_weights(conv)
     if precision not in KERAS_POLICIES:
         raise ParamError("extract.precision", f"{precision!r} is not a precision of the Keras engine",
                          f"use one of {', '.join(KERAS_POLICIES)}, or extract.engine: openvino for int8")

@@ -53,21 +53,6 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 
-def check_augment(params: Params | dict) -> Finetune:
-    """The finetune section, checked; augment also reads the head of the train section (units,
-    dropout) and the conv base (check_conv_base).
-
-    Args:
-        params: params.yaml (core.params.load_params).
-
-    Returns:
-        The finetune section.
-    """
-    params = Params.of(params)
-    _ = params.train  # checked here too: augment builds train's head (train.units, train.dropout)
-    return params.finetune
-
-
 def augmentation(settings: Finetune, seed: int) -> keras.Sequential:
     """Random horizontal flips, rotations, zooms and shifts as Keras layers (a factor 0 leaves one out).
 
@@ -140,10 +125,9 @@ def evaluate_and_export(model: keras.Model, classifier: keras.Model, size: int, 
     """Evaluate `model` on the three subsets, then write the classifier, predictions, metrics and
     the dvc.yaml that declares them (`plot_titles`: results_definition's curves and confusion)."""
     start = time.perf_counter()
-    datasets = {}
-    for subset in ("train", "validation", "test"):
-        files, labels, datasets[subset] = subset_dataset(subset, size, batch_size)
-    metrics, predictions = evaluate(model, datasets, files, labels, read_classes())  # files: the test's
+    datasets = {subset: subset_dataset(subset, size, batch_size)[2] for subset in ("train", "validation")}
+    test_files, test_labels, datasets["test"] = subset_dataset("test", size, batch_size)
+    metrics, predictions = evaluate(model, datasets, test_files, test_labels, read_classes())
 
     for folder in (MODEL_DIR, RESULTS_DIR):  # the notes of a switched-off run
         (out_dir / folder / OFF_NOTE).unlink(missing_ok=True)
@@ -155,7 +139,7 @@ def evaluate_and_export(model: keras.Model, classifier: keras.Model, size: int, 
     print(f"time: evaluation and export in {time.perf_counter() - start:.1f} s")
 
 
-def train_augmented(params: Params) -> None:
+def train_augmented(params: Params | dict) -> None:
     """The augment stage: the head of `train` on the frozen conv base, end to end on augmented images.
 
     The conv base of `conv_base` (frozen) and the head of `train` (train.units, train.dropout,
@@ -165,11 +149,13 @@ def train_augmented(params: Params) -> None:
     Args:
         params: params.yaml (core.params.load_params).
     """
-    settings, conv = check_augment(params), check_conv_base(params)
+    params = Params.of(params)
+    # Every parameter checked before any work: augment's, train's head, the conv base.
+    settings, head_shape, conv = params.finetune, params.train, check_conv_base(params)
     classes = read_classes()
     conv_base, preprocess_input = build_conv_base(conv, "float32")  # frozen
     seed_everything(settings.seed)  # after build_conv_base, which seeds for its own initialisation
-    head = build_head(conv_base.output_shape[1:], params.train.units, params.train.dropout,
+    head = build_head(conv_base.output_shape[1:], head_shape.units, head_shape.dropout,
                       settings.head_learning_rate, classes)
     model = end_to_end_model(preprocess_layer(preprocess_input), conv_base, head,
                              augmentation(settings, settings.seed), settings.head_learning_rate)

@@ -32,14 +32,18 @@ def top_block(conv_base: keras.Model) -> int:
     block5_conv1 onwards for VGG16 (the book's block5), block_13_depthwise onwards for MobileNetV2,
     conv5_block1_1_conv for ResNet50.
     """
+    sizes = [spatial_size(layer) for layer in conv_base.layers]
     weighted = [index for index, layer in enumerate(conv_base.layers) if layer.weights]
-    last = spatial_size(conv_base.layers[weighted[-1]])
-    return next(index for index in weighted if spatial_size(conv_base.layers[index]) == last)
+    last = sizes[weighted[-1]]
+    # The stage starts after the last layer at a higher resolution. Not at the first layer at the
+    # last one: squeeze-and-excite convolutions (EfficientNet, MobileNetV3) run at 1x1 in every stage.
+    higher = [index for index, size in enumerate(sizes) if size is not None and size[0] > last[0]]
+    return next(index for index in weighted if index > max(higher, default=0))
 
 
 def first_unfrozen(conv_base: keras.Model, unfreeze: int | str, base_name: str) -> int:
     """The index of the first layer to unfreeze: the top block's first, the layer named `unfreeze`,
-    or the last `unfreeze` layers' first. `base_name` is conv_base.name as the user wrote it."""
+    or the last `unfreeze` layers' first. `base_name` names the base in messages."""
     names = [layer.name for layer in conv_base.layers]
     if isinstance(unfreeze, int):
         if unfreeze >= len(names):  # the first layer is the Input: nothing to train

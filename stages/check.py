@@ -30,7 +30,8 @@ def main():
     check_every_stage(params)
     with atomic_path(CHECKED_FILE) as tmp:
         tmp.write_text("params.yaml passed stages/check.py\n")
-    print("params.yaml: every key is read by a stage and every value is valid")
+    print("params.yaml: every key is read by a stage and every value is valid (the conv base's "
+          "architecture: check_model)")
     weights = untracked_weights(params)
     if weights is not None:
         print(f"note: DVC does not track {weights}, so queued experiments and clones go without it; "

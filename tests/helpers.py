@@ -48,7 +48,7 @@ TEST_PARAMS = {
     "train": {"units": 16, "dropout": 0.5, "learning_rate": 1.0e-3, "epochs": 2,
               "batch_size": 4, "seed": 42, "class_weight": None},
     "finetune": {"enabled": False, "batch_size": 4, "seed": 42, "rotation": 0.1, "zoom": 0.2, "shift": 0.1,
-                 "head_epochs": 1, "head_learning_rate": 1.0e-3, "unfreeze": 4,
+                 "head_epochs": 1, "head_learning_rate": 1.0e-3, "unfreeze": "top_block",
                  "epochs": 1, "learning_rate": 1.0e-4},
 }
 

@@ -149,7 +149,8 @@ def unsupported_vega_lite(**_):
 def make_engines_no_int8_model(tmp_path, monkeypatch, classifier):
     from dogs_vs_cats.engines import load_engine
 
-    return lambda: load_engine(TEST_PARAMS["conv_base"], "openvino", "int8", tmp_path / "conv_base.xml")
+    conv = ConvBase(**TEST_PARAMS["conv_base"])
+    return lambda: load_engine(conv, "openvino", "int8", tmp_path / "conv_base.xml")
 
 
 def make_engines_stale_int8_model(tmp_path, monkeypatch, classifier):

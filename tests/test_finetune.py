@@ -22,7 +22,7 @@ from dogs_vs_cats.core.layout import (
     SPLIT_DIR,
 )
 from dogs_vs_cats.core.params import ConvBase, ParamError, Params
-from dogs_vs_cats.end_to_end import augmentation, check_augment, end_to_end_model, subset_dataset
+from dogs_vs_cats.end_to_end import augmentation, end_to_end_model, subset_dataset, train_augmented
 from dogs_vs_cats.finetuning import check_layers, conv_base_of, first_unfrozen, unfreeze
 from dogs_vs_cats.model import build_classifier, build_head, class_names
 from helpers import CLASSES, REPO, TEST_PARAMS, make_raw, merged, subprocess_env, write_params
@@ -65,7 +65,7 @@ def test_switched_off_the_stages_write_a_note_and_no_model_without_loading_tenso
 ])
 def test_bad_augment_params_name_the_parameter(key, value):
     with pytest.raises(ParamError, match=rf"params\.yaml finetune\.{key}: "):
-        check_augment(merged(TEST_PARAMS, {"finetune": {key: value}}))
+        _ = Params(merged(TEST_PARAMS, {"finetune": {key: value}})).finetune
 
 
 @pytest.mark.parametrize("key, value", [
@@ -77,9 +77,10 @@ def test_bad_finetune_params_name_the_parameter(key, value):
         _ = Params(merged(TEST_PARAMS, {"finetune": {key: value}})).finetune
 
 
-def test_augment_reads_the_head_of_train():
+def test_augment_checks_the_head_of_train_before_any_work(project):
+    """No split here: a bad train.dropout stops augment before it reads a class or builds a model."""
     with pytest.raises(ParamError, match=r"train\.dropout"):
-        check_augment(merged(TEST_PARAMS, {"train": {"dropout": 1}}))
+        train_augmented(merged(TEST_PARAMS, {"train": {"dropout": 1}}))
 
 
 def test_zero_augmentation_factors_leave_their_layers_out():
@@ -116,6 +117,9 @@ def test_unfreeze_by_top_block_name_or_count():
     ("mobilenet_v2", 160, "block_13_depthwise"),  # blocks 13 to 16 and Conv_1, at 5x5
     ("resnet50", 150, "conv5_block1_1_conv"),  # the conv5 stage
     ("efficientnetb0", 150, "block6a_dwconv"),
+    # At 32 the last stage runs at 1x1, as the squeeze-and-excite convolutions of every stage do.
+    ("efficientnetb0", 32, "block6a_dwconv"),
+    ("mobilenetv3small", 32, "expanded_conv_8_depthwise"),
 ])
 def test_top_block_is_the_last_stage_whatever_the_base_names_its_layers(name, size, first):
     conv_base = weightless_conv_base(name, size)

@@ -254,8 +254,8 @@ SECTIONS = {"download": Download, "split": Split, "conv_base": ConvBase, "extrac
 class Params:
     """params.yaml as typed sections, each read and checked the first time it is used.
 
-    A stage reads only its own sections, so that a stage never fails on a key it does not read
-    (the check stage reads them all first).
+    Reading a section checks all its keys, those the reading stage does not use included; the
+    check stage reads every section first, so no later stage meets a bad value.
     """
 
     def __init__(self, values: Mapping):
