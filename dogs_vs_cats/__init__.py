@@ -7,7 +7,6 @@
     images          decoding image files, judging which are usable, tf.data batches of them
     splitting       finding the raw photos of each class and cutting the train/validation/test subsets
     conv_base       the frozen keras.applications conv base
-    precisions      whether extract runs the int8 conv base (no TensorFlow: quantize's note needs none)
     engines         running it: Keras or OpenVINO; quantization: the int8 conv base (NNCF)
     features        conv-base features: written to .npy files and streamed back, batch by batch
     model           the dense head, its training, the exported classifier

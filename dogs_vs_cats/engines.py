@@ -1,7 +1,7 @@
 """The engines that run the conv base for `extract`: Keras (TensorFlow) or OpenVINO (CPU only).
 
-extract.engine picks the engine and extract.precision its arithmetic (dogs_vs_cats/precisions.py
-says which combinations run). Either way an engine is a function from a batch of preprocessed
+extract.engine picks the engine and extract.precision its arithmetic (core.params.Extract says
+which combinations run). Either way an engine is a function from a batch of preprocessed
 images (a tensor or an array) to its features (an array).
 """
 

@@ -15,7 +15,6 @@ from dogs_vs_cats.core.atomic import atomic_path
 from dogs_vs_cats.core.errors import run_stage
 from dogs_vs_cats.core.layout import QUANTIZED_DIR, QUANTIZED_MODEL, SPLIT_DIR
 from dogs_vs_cats.core.params import load_params
-from dogs_vs_cats.precisions import quantizes
 
 NOT_USED = "Only extract.engine: openvino with extract.precision: int8 reads this folder.\n"
 
@@ -25,7 +24,7 @@ def main():
     extract, count = params.extract, params.quantize.images
     with atomic_path(QUANTIZED_DIR) as tmp:
         tmp.mkdir()
-        if not quantizes(extract):
+        if not extract.quantized:
             (tmp / "not_used.txt").write_text(NOT_USED)
             print(f"extract runs {extract.engine}/{extract.precision}: nothing to quantise")
             return

@@ -198,6 +198,15 @@ class ConvBase:
 
 @dataclass(frozen=True)
 class Extract:
+    """Which engine runs the conv base, in which precision:
+
+        precision   keras                          openvino
+        float32     yes                            yes (converted from the Keras conv base)
+        bfloat16    mixed_bfloat16 dtype policy    bf16 inference precision (AVX-512 BF16 or AMX CPUs)
+        float16     mixed_float16 (for GPUs)       -
+        int8        -                              the conv base quantised by the quantize stage
+    """
+
     engine: str = key(one_of(ENGINES), "`keras` (TensorFlow: CPUs, GPUs) or `openvino` (CPUs)")
     precision: str = key(one_of(PRECISIONS), "`float32`, `bfloat16`, `float16` (keras) or `int8` (openvino)")
     batch_size: int = key(positive_int, "images per conv-base call")
@@ -210,6 +219,11 @@ class Extract:
             raise ParamError("extract.precision", "float16 is the Keras engine's setting for GPUs; OpenVINO "
                              "runs float32, bfloat16 or int8 on the CPU",
                              "set extract.precision: bfloat16 (or extract.engine: keras on a GPU)")
+
+    @property
+    def quantized(self) -> bool:
+        """Whether extract runs the int8 conv base that the quantize stage writes."""
+        return (self.engine, self.precision) == ("openvino", "int8")
 
 
 @dataclass(frozen=True)
