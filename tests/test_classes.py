@@ -264,6 +264,15 @@ def test_predict_names_the_winning_class(tmp_path, capsys):
     assert list(row["probabilities"]) == THREE and max(row["probabilities"].values()) == row["probability"]
 
 
+def assert_split_as_before(before):
+    """data/split/ holds what `before` held (but the report, which tells of the last attempt) and
+    no temporary."""
+    after = {path: path.read_bytes() for path in sorted(SPLIT_DIR.rglob("*")) if path.is_file()}
+    assert {path: data for path, data in after.items() if path != SPLIT_REPORT} == {
+        path: data for path, data in before.items() if path != SPLIT_REPORT}
+    assert not [path for path in SPLIT_DIR.iterdir() if ".tmp" in path.name]
+
+
 @pytest.mark.parametrize("copies_before_stop", [0, 7, 13])  # in train, in validation, in test
 def test_an_interrupted_split_leaves_the_previous_one_whole(split_before, project, monkeypatch,
                                                              copies_before_stop):
@@ -285,10 +294,7 @@ def test_an_interrupted_split_leaves_the_previous_one_whole(split_before, projec
     monkeypatch.setattr(raw_photos.FolderPhotos, "copy", copy_then_stop)
     with pytest.raises(KeyboardInterrupt):
         split.main()
-    after = {path: path.read_bytes() for path in sorted(SPLIT_DIR.rglob("*")) if path.is_file()}
-    assert {path: data for path, data in after.items() if path != SPLIT_REPORT} == {
-        path: data for path, data in split_before.items() if path != SPLIT_REPORT}
-    assert not [path for path in SPLIT_DIR.iterdir() if ".tmp" in path.name]
+    assert_split_as_before(split_before)
 
 
 @pytest.mark.parametrize("renames_before_stop", [1, 3, 4, 5, 7])  # setting the old aside, moving the new in
@@ -312,7 +318,4 @@ def test_a_split_interrupted_while_it_swaps_puts_the_previous_one_back(split_bef
     monkeypatch.setattr(atomic.os, "replace", replace_then_stop)
     with pytest.raises(KeyboardInterrupt):
         split.main()
-    after = {path: path.read_bytes() for path in sorted(SPLIT_DIR.rglob("*")) if path.is_file()}
-    assert {path: data for path, data in after.items() if path != SPLIT_REPORT} == {
-        path: data for path, data in split_before.items() if path != SPLIT_REPORT}
-    assert not [path for path in SPLIT_DIR.iterdir() if ".tmp" in path.name]
+    assert_split_as_before(split_before)
