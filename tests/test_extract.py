@@ -137,6 +137,7 @@ def test_extract_rejects_unknown_subset(project, monkeypatch):
         run_extract(monkeypatch, "training")
 
 
+@pytest.mark.slow  # a fresh Python that starts TensorFlow
 def test_failed_weights_download_names_the_parameter(tmp_path):
     """Offline, `weights: imagenet` stops with one line that names conv_base.weights and the way out.
 

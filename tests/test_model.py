@@ -143,6 +143,7 @@ def test_a_keras_without_the_private_names_fails_at_import_in_one_line(hidden, m
     assert f"({hidden})" in message and "Fix: install the Keras of requirements.txt" in message
 
 
+@pytest.mark.slow  # a fresh Python that starts TensorFlow
 def test_no_entry_point_imports_keras_private_before_run_stage():
     """Its check runs at import: an entry point that imported it at the top would show its error as a
     traceback, before run_stage; predict.py, which trains nothing, must not need it at all."""
