@@ -15,9 +15,8 @@ finetune.unfreeze's layer (finetuning.check_layers). No TensorFlow here.
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ruamel.yaml import YAML
 
@@ -261,8 +260,20 @@ class Finetune:
     learning_rate: float = key(positive_number, "finetune: its learning rate")
 
 
-SECTIONS = {"download": Download, "split": Split, "conv_base": ConvBase, "extract": Extract,
-            "quantize": Quantize, "train": Train, "finetune": Finetune}
+class Section(Generic[_Section]):
+    """A section of Params, declared by its class: read and checked the first time it is used, then
+    kept (the attribute's name is the section's name in params.yaml)."""
+
+    def __init__(self, cls: type[_Section]):
+        self.cls = cls
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, params: "Params", owner: type) -> _Section:
+        section = read_section(self.cls, params.values, self.name)
+        params.__dict__[self.name] = section  # a non-data descriptor: the instance's copy wins from now on
+        return section
 
 
 class Params:
@@ -272,6 +283,14 @@ class Params:
     check stage reads every section first, so no later stage meets a bad value.
     """
 
+    download = Section(Download)
+    split = Section(Split)
+    conv_base = Section(ConvBase)
+    extract = Section(Extract)
+    quantize = Section(Quantize)
+    train = Section(Train)
+    finetune = Section(Finetune)
+
     def __init__(self, values: Mapping):
         self.values = values  # the dict of sections, as YAML gives it
 
@@ -280,44 +299,8 @@ class Params:
         """`params` as Params: library functions take either, so a notebook can pass a dict."""
         return params if isinstance(params, Params) else cls(params)
 
-    def section(self, name: str) -> Any:
-        """Section `name`, read and checked now (the properties below keep it)."""
-        return read_section(SECTIONS[name], self.values, name)
 
-    @cached_property
-    def download(self) -> Download:
-        """The download section, checked."""
-        return self.section("download")
-
-    @cached_property
-    def split(self) -> Split:
-        """The split section, checked."""
-        return self.section("split")
-
-    @cached_property
-    def conv_base(self) -> ConvBase:
-        """The conv_base section, checked."""
-        return self.section("conv_base")
-
-    @cached_property
-    def extract(self) -> Extract:
-        """The extract section, checked."""
-        return self.section("extract")
-
-    @cached_property
-    def quantize(self) -> Quantize:
-        """The quantize section, checked."""
-        return self.section("quantize")
-
-    @cached_property
-    def train(self) -> Train:
-        """The train section, checked."""
-        return self.section("train")
-
-    @cached_property
-    def finetune(self) -> Finetune:
-        """The finetune section, checked."""
-        return self.section("finetune")
+SECTIONS = {name: section.cls for name, section in vars(Params).items() if isinstance(section, Section)}
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
