@@ -118,11 +118,13 @@ def run_project(conv, engine, precision, files, labels, out_file, batch_size, ca
 
     quantized_model = None
     if precision == "int8":
+        from dogs_vs_cats.core.params import Extract
         from dogs_vs_cats.quantization import write_int8_conv_base
 
         train_files = [f for f, first in zip(files, first_half(labels), strict=True) if first]
-        quantized_model = Path(out_file).with_suffix(".xml")
-        write_int8_conv_base(conv, train_files, calibration, quantized_model)
+        folder = Path(out_file).with_suffix("")
+        write_int8_conv_base(conv, Extract(engine, precision, batch_size), train_files, calibration, folder)
+        quantized_model = folder / "conv_base.xml"
     run, preprocess, shape, note = load_engine(conv, engine, precision, quantized_model)
     if note:
         print(f"note: {note}", file=sys.stderr)

@@ -31,7 +31,7 @@ import yaml
 
 from dogs_vs_cats.conv_base import build_conv_base, check_conv_base
 from dogs_vs_cats.core.atomic import atomic_path
-from dogs_vs_cats.core.classes import read_classes
+from dogs_vs_cats.core.classes import list_images, read_classes
 from dogs_vs_cats.core.layout import (
     AUGMENTED_DIR,
     CLASSIFIER_FILE,
@@ -46,7 +46,7 @@ from dogs_vs_cats.core.layout import (
 from dogs_vs_cats.core.params import Finetune, Params
 from dogs_vs_cats.core.runtime import keras, seed_everything
 from dogs_vs_cats.evaluation import evaluate, export, history_callback
-from dogs_vs_cats.images import image_dataset, list_images
+from dogs_vs_cats.images import image_dataset
 from dogs_vs_cats.model import build_classifier, build_head, loss_for, preprocess_layer
 
 if TYPE_CHECKING:

@@ -18,6 +18,7 @@ from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.layout import QUANTIZED_MODEL
 from dogs_vs_cats.core.params import ConvBase
 from dogs_vs_cats.core.runtime import tf
+from dogs_vs_cats.feature_store import cpu_flags, no_int8_model
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -54,15 +55,6 @@ def openvino_model(conv_base: keras.Model) -> ov.Model:
     with warnings.catch_warnings():  # Keras warns that the converter calls it on plain tensors
         warnings.simplefilter("ignore", UserWarning)
         return ov.convert_model(conv_base)
-
-
-def cpu_flags() -> set[str]:
-    """The instruction-set flags of this CPU (Linux), to explain what OpenVINO can run fast."""
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
 
 
 def openvino_engine(model: ov.Model | str | Path, precision: str) -> tuple[Engine, str | None]:
@@ -132,8 +124,7 @@ def load_engine(conv: ConvBase, engine: str, precision: str,
         import openvino as ov
 
         if not Path(quantized_model).is_file():
-            raise UserError(f"error: no int8 conv base at {quantized_model}. Fix: run `dvc repro`, whose "
-                            "quantize stage writes it")
+            raise no_int8_model(quantized_model)
         model = ov.Core().read_model(quantized_model)
         size = conv.input_size
         if list(model.input(0).get_partial_shape())[1:3] != [size, size]:

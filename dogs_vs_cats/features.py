@@ -1,9 +1,12 @@
-"""Conv-base features: written by the extract stage batch by batch, read back by train batch by batch.
+"""Conv-base features: written by the extract stage batch by batch (from the feature store,
+dogs_vs_cats/feature_store.py), read back by train batch by batch.
 
 data/features/<subset>/ holds
   features.npy  (N, 4, 4, 512) float32 for VGG16 at 150x150
   labels.npy    (N,) float32: each row's label, its class's index in data/split/classes.json
   files.txt     the source image of each row, in order, relative to data/split/
+
+Writing them needs no TensorFlow: when the store holds every photo, extract never loads it.
 """
 
 from __future__ import annotations
@@ -14,18 +17,20 @@ import numpy as np
 
 from dogs_vs_cats.core.atomic import atomic_path, ensure_free_space
 from dogs_vs_cats.core.layout import SPLIT_DIR
-from dogs_vs_cats.core.runtime import keras, tf
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from pathlib import Path
 
+    import tensorflow as tf
     from numpy.typing import ArrayLike
+
 
 
 def extract_features(run: Callable[[tf.Tensor], ArrayLike], feature_shape: tuple[int, ...],
                      dataset: tf.data.Dataset, count: int, out_file: str | Path) -> None:
-    """Run the engine `run` over the image batches of `dataset`, writing `count` rows to out_file (.npy)."""
+    """Run the engine `run` over the image batches of `dataset`, writing `count` rows to out_file
+    (.npy), with no store: the benchmarks time the engines with it."""
     write_feature_rows((run(images) for images in dataset), feature_shape, count, out_file)
 
 
@@ -34,11 +39,10 @@ def write_feature_rows(feature_batches: Iterable[ArrayLike], feature_shape: tupl
     """Write `count` rows of features to out_file (.npy), appending each batch as it comes.
 
     Memory holds one batch, however many images: `feature_batches` is any iterable of arrays (the
-    engine run in this process, or results streamed back from Ray: dogs_vs_cats/runners.py).
+    feature store's entries, FeatureStore.rows).
     """
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
               "shape": (count, *feature_shape)}
-    progress = keras.utils.Progbar(count, unit_name="image")
     done = 0
     with open(out_file, "wb") as f:
         np.lib.format.write_array_header_1_0(f, header)
@@ -46,7 +50,6 @@ def write_feature_rows(feature_batches: Iterable[ArrayLike], feature_shape: tupl
             batch = np.asarray(batch).astype(np.float32, copy=False)
             f.write(batch.tobytes())
             done += len(batch)
-            progress.update(done)
     if done != count:
         raise RuntimeError(f"extracted {done} images, expected {count}")
 
@@ -74,6 +77,8 @@ def batches(features: np.ndarray | NpyRows, labels: np.ndarray, batch_size: int,
     order on every pass, so every epoch, as `model.fit` gives NumPy arrays; the orders are the same
     on every run (tests/test_train.py).
     """
+    from dogs_vs_cats.core.runtime import tf
+
     rows = tf.data.Dataset.range(len(labels))
     if shuffle_seed is not None:
         # Only the row numbers are shuffled: 8 bytes a row in the buffer, whatever the features.

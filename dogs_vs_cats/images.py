@@ -123,16 +123,6 @@ def image_batches(dataset: tf.data.Dataset, files: Sequence[str | Path],
             raise UnreadablePhoto(*unusable) from error
 
 
-def list_images(subset_dir: str | Path, classes: Sequence[str]) -> tuple[list[Path], list[int]]:
-    """The images of one split subset, in a fixed order, with their labels (index in `classes`)."""
-    files, labels = [], []
-    for label, class_name in enumerate(classes):
-        for path in sorted((Path(subset_dir) / class_name).iterdir()):
-            files.append(path)
-            labels.append(label)
-    return files, labels
-
-
 def image_dataset(files: Sequence[str | Path], size: int, batch_size: int,
                   labels: Sequence[float] | np.ndarray | None = None,
                   preprocess: Callable[[tf.Tensor], tf.Tensor] | None = None, shuffle_seed: int | None = None,

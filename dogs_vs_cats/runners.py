@@ -34,7 +34,6 @@ import numpy as np
 
 from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.params import ConvBase, Extract
-from dogs_vs_cats.core.runtime import native_stderr_filtered
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -173,6 +172,7 @@ def ray_feature_batches(runner: Runner, conv: ConvBase, extract: Extract, files:
         (an iterator of feature batches, the shape of one photo's features).
     """
     from dogs_vs_cats.conv_base import feature_shape
+    from dogs_vs_cats.core.runtime import native_stderr_filtered
     from dogs_vs_cats.images import UnreadablePhoto
 
     ray = connect(runner)

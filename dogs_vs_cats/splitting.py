@@ -13,28 +13,32 @@ label order, read by every later stage) and data/split/report.json, which lists 
 every file that was skipped and why.
 
 Every candidate is decoded first, with the decoder `extract` uses, so that a file `extract`
-could not read is reported here and never picked. The selection is a seeded shuffle per class,
-cut in order train, validation, test: changing `split.test` leaves train and validation as they
-are. `split.train: rest` (ALL_THE_REST) gives train every usable photo of a class that validation
-and test do not take.
+could not read is reported here and never picked. Exact duplicates (the same bytes under two
+names) are kept once, and reported; the same bytes in two classes are left out, all copies.
+
+A photo's subset depends on its own bytes and `split.seed`, not on the other photos (`select`):
+each class is ordered by a keyed hash of the two, validation takes the lowest, test the highest,
+train those next above validation (`split.train: rest`, ALL_THE_REST: all those between). So
+adding photos moves few (a new photo displaces one of test only when it ranks among test's), a
+renamed photo keeps its subset, changing `split.test` leaves train and validation as they are,
+and the result is the same from scratch as after any history of additions.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from dogs_vs_cats.core.atomic import atomic_paths, json_text, write_json
 from dogs_vs_cats.core.layout import CLASSES_FILE, DOWNLOAD_FILE, SPLIT_DIR, SPLIT_REPORT, SUBSETS
 from dogs_vs_cats.core.params import ALL_THE_REST, ParamError, Params, Split
-from dogs_vs_cats.raw_photos import Unreadable, windows_refuses
+from dogs_vs_cats.raw_photos import Unreadable, sorted_names, windows_refuses
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence, Sized
 
     from dogs_vs_cats.raw_photos import FolderPhotos, ZipPhotos
 
@@ -45,6 +49,8 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp")  # what a flat file's
 NO_CLASS = "name matches no class"
 NOT_LISTED = "class not in split.classes"
 HIDDEN = "hidden or system file (a name starting with '.', __MACOSX)"
+DUPLICATE = "the same bytes as another photo of its class (kept once)"
+IN_TWO_CLASSES = "the same bytes in two classes (which label is right?)"
 FLAT, FOLDERS = "flat", "folders"  # the two layouts
 
 
@@ -188,43 +194,63 @@ def check_classes_found(raw_dir: str | Path, classes: Sequence[str], candidates:
                          "rename that folder")
 
 
-def sort_candidates(photos: FolderPhotos | ZipPhotos, classes: Sequence[str],
-                    candidates: Candidates) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """Split candidates into usable names per class and skipped files (as reported) per reason.
+def sort_candidates(photos: FolderPhotos | ZipPhotos, classes: Sequence[str], candidates: Candidates,
+                    ) -> tuple[dict[str, dict[str, str]], dict[str, list[str]], list[list[str]]]:
+    """Split candidates into usable photos per class, skipped files (as reported) per reason, and
+    the groups of exact duplicates.
 
-    Files are copied into one folder per class under their own names, so of two usable files of
-    a class with the same name (Cat/a/1.jpg, Cat/b/1.jpg) only the first is kept, and the other is
-    reported, rather than one silently overwriting the other.
+    Returns:
+        (usable, skipped, duplicates): usable maps each class to {name: the SHA-256 of its bytes},
+        in the candidates' order; skipped maps each reason to the files it skipped; each group of
+        duplicates lists the files (as reported) that hold the same bytes, the kept one first.
+
+    A duplicate in its own class is kept once, the first by name; the same bytes in two classes
+    are all left out. Files are copied into one folder per class under their own names, so of two
+    usable files of a class with the same name (Cat/a/1.jpg, Cat/b/1.jpg) only the first is kept,
+    and the other is reported, rather than one silently overwriting the other.
     """
     # Imported here: TensorFlow decodes, and the check stage reads this module without it.
     from dogs_vs_cats.images import judge_image
 
-    def problem_of(item):
+    def judged(item):  # (why the file is unusable, or None; the SHA-256 of its bytes)
         name, (_, reason) = item
         if refused := photos.refused(name):
-            return refused
+            return refused, None
         if reason:
-            return reason
+            return reason, None
         try:
-            return judge_image(photos.read(name))[1]
+            data = photos.read(name)
         except Unreadable as error:
-            return str(error)
+            return str(error), None
+        return judge_image(data)[1], hashlib.sha256(data).hexdigest()
 
-    usable = {class_name: [] for class_name in classes}
-    names = {class_name: set() for class_name in classes}
-    skipped = {}
     with ThreadPoolExecutor() as pool:  # TensorFlow decodes, and zlib inflates, outside the GIL
-        problems = pool.map(problem_of, candidates.items())
-        for (name, (class_name, _)), problem in zip(candidates.items(), problems, strict=True):
-            file_name = PurePosixPath(name).name
-            if not problem and file_name in names[class_name]:
-                problem = "same file name as another image of its class"
-            if problem:
-                skipped.setdefault(problem, []).append(photos.path(name))
-            else:
-                usable[class_name].append(name)
-                names[class_name].add(file_name)
-    return usable, skipped
+        judgements = list(pool.map(judged, candidates.items()))
+    copies = defaultdict(list)  # digest -> [(name, class)] of the decodable files
+    for (name, (class_name, _)), (problem, digest) in zip(candidates.items(), judgements, strict=True):
+        if not problem:
+            copies[digest].append((name, class_name))
+    usable = {class_name: {} for class_name in classes}
+    names = {class_name: set() for class_name in classes}
+    skipped, duplicates = {}, []
+    for (name, (class_name, _)), (problem, digest) in zip(candidates.items(), judgements, strict=True):
+        file_name = PurePosixPath(name).name
+        if not problem and len(copies[digest]) > 1:
+            first = copies[digest][0][0]
+            if name == first:
+                duplicates.append([photos.path(copy) for copy, _ in copies[digest]])
+            if len({copy_class for _, copy_class in copies[digest]}) > 1:
+                problem = IN_TWO_CLASSES
+            elif name != first:
+                problem = DUPLICATE
+        if not problem and file_name in names[class_name]:
+            problem = "same file name as another image of its class"
+        if problem:
+            skipped.setdefault(problem, []).append(photos.path(name))
+        else:
+            usable[class_name][name] = digest
+            names[class_name].add(file_name)
+    return usable, skipped, duplicates
 
 
 def subset_sizes(count: int, counts: Mapping[str, int | str]) -> dict[str, int]:
@@ -235,16 +261,19 @@ def subset_sizes(count: int, counts: Mapping[str, int | str]) -> dict[str, int]:
     return sizes
 
 
-def select(files: Sequence[str], counts: Mapping[str, int | str], seed: int) -> dict[str, list[str]]:
-    """Shuffle one class's files with `seed` and cut them into consecutive subsets."""
-    order = np.random.default_rng(seed).permutation(len(files))
-    shuffled = [files[i] for i in order]
-    sizes = subset_sizes(len(files), counts)
-    selection, start = {}, 0
-    for subset in SUBSETS:
-        selection[subset] = shuffled[start:start + sizes[subset]]
-        start += sizes[subset]
-    return selection
+def select(files: Mapping[str, str], counts: Mapping[str, int | str], seed: int) -> dict[str, list[str]]:
+    """Cut one class's photos, {name: SHA-256 of its bytes}, into the subsets (names, sorted).
+
+    Each photo's place in the order is a keyed hash of (seed, its bytes), whatever the other
+    photos: validation takes the lowest, test the highest, train those next above validation.
+    """
+    key = str(seed).encode()
+    order = sorted(files, key=lambda name: hashlib.blake2b(bytes.fromhex(files[name]), key=key).digest())
+    sizes = subset_sizes(len(order), counts)
+    validation, train = sizes["validation"], sizes["train"]
+    return {"train": sorted_names(order[validation:validation + train]),
+            "validation": sorted_names(order[:validation]),
+            "test": sorted_names(order[len(order) - sizes["test"]:])}
 
 
 def skipped_summary(skipped: Mapping[str, list[str]]) -> str:
@@ -256,15 +285,17 @@ def skipped_summary(skipped: Mapping[str, list[str]]) -> str:
     return f"{total} file(s) skipped: {reasons}; all listed in {SPLIT_REPORT}"
 
 
-def write_report(raw_dir: str | Path, usable: Mapping[str, list[str]],
-                 skipped: Mapping[str, list[str]]) -> None:
-    """data/split/report.json: the usable images per class, and every skipped file and why; printed too."""
+def write_report(raw_dir: str | Path, usable: Mapping[str, Sized], skipped: Mapping[str, list[str]],
+                 duplicates: Sequence[list[str]] = ()) -> None:
+    """data/split/report.json: the usable images per class, every skipped file and why, and the
+    groups of exact duplicates (the kept one first); printed too."""
     write_json(SPLIT_REPORT, {
         "raw_dir": str(raw_dir),
         "classes": list(usable),
         "usable": {class_name: len(files) for class_name, files in usable.items()},
         "skipped": {reason: len(files) for reason, files in skipped.items()},
         "skipped_files": skipped,
+        "duplicates": list(duplicates),
     })
     for reason, files in skipped.items():
         print(f"skipped {len(files)} file(s), {reason}: " + ", ".join(files[:5])
@@ -292,7 +323,7 @@ def leave_out(class_name: str, classes: Sequence[str]) -> str:
     return f"; or leave {class_name} out with split.classes: [{', '.join(others)}]"
 
 
-def check_counts(raw_dir: str | Path, usable: Mapping[str, list[str]], skipped: Mapping[str, list[str]],
+def check_counts(raw_dir: str | Path, usable: Mapping[str, Sized], skipped: Mapping[str, list[str]],
                  counts: Mapping[str, int | str], candidates: Candidates) -> None:
     """Raise a ParamError when a class has no usable image, or fewer than the subsets take.
 

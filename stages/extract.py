@@ -1,26 +1,28 @@
 """Extract conv-base features for one subset: python -m stages.extract {train,validation,test}
 
-Runs the frozen conv base (conv_base.name, VGG16 by default) over data/split/<subset>/, on the
-engine and in the precision of extract.engine and extract.precision, and writes
-data/features/<subset>/{features.npy, labels.npy, files.txt} (dogs_vs_cats/features.py), whole or
-not at all. In this process by default; on Ray with EXTRACT_RUNNER=ray (dogs_vs_cats/runners.py):
-the same batches and the same features, so switching reruns nothing.
+Runs the frozen conv base (conv_base.name, VGG16 by default) over the photos of data/split/<subset>/
+that the feature store does not hold yet for this conv base (dogs_vs_cats/feature_store.py), on the
+engine and in the precision of extract.engine and extract.precision, and keeps their features
+there. Then it writes data/features/<subset>/{features.npy, labels.npy, files.txt} from the store
+(dogs_vs_cats/features.py), whole or not at all: the same bytes as from an empty store. When the
+store holds every photo, it loads no TensorFlow. Computed in this process by default; on Ray with
+EXTRACT_RUNNER=ray (dogs_vs_cats/runners.py): the same features, so switching reruns nothing.
 
-Images are decoded and resized in parallel while the conv base runs, and features are appended to
-the .npy file batch by batch, so memory does not grow with the number of images.
+Images are decoded and resized in parallel while the conv base runs, and features go to the store
+and then to the .npy file batch by batch, so memory does not grow with the number of images.
 """
 
 import sys
 import time
 
-from dogs_vs_cats.conv_base import check_conv_base
-from dogs_vs_cats.core.classes import read_classes
+from dogs_vs_cats.conv_base import check_weights_file
+from dogs_vs_cats.core.classes import list_images, read_classes
 from dogs_vs_cats.core.errors import UserError, run_stage
 from dogs_vs_cats.core.layout import FEATURES_DIR, QUANTIZED_MODEL, SPLIT_DIR, SUBSETS
 from dogs_vs_cats.core.params import load_params
+from dogs_vs_cats.feature_store import FeatureStore, conv_base_identity, file_digest
 from dogs_vs_cats.features import write_features
-from dogs_vs_cats.images import list_images
-from dogs_vs_cats.runners import local_feature_batches, ray_feature_batches, runner_from_environment
+from dogs_vs_cats.runners import runner_from_environment
 
 
 def main():
@@ -29,19 +31,36 @@ def main():
         raise UserError(f"error: no subset {subset!r}. "
                         f"Fix: run python -m stages.extract {{{','.join(SUBSETS)}}}")
     params = load_params()
-    conv, extract = check_conv_base(params), params.extract
+    conv, extract = params.conv_base, params.extract
+    check_weights_file(conv)  # no TensorFlow: check_model has matched conv_base.name already
     runner = runner_from_environment()
     files, labels = list_images(SPLIT_DIR / subset, read_classes())
-    print(f"{subset}: {len(files)} images through {conv.name} "
-          f"({extract.engine}, {extract.precision}, batch {extract.batch_size}) {runner.describe()}")
+    store = FeatureStore(conv_base_identity(conv, extract, QUANTIZED_MODEL))
+    photos = [file_digest(path) for path in files]
+    missing = store.missing(photos)
+    print(f"{subset}: {len(files)} images, {len(files) - len(missing)} taken from the feature store "
+          f"({store.folder}), {len(missing)} to compute")
+    if missing:
+        compute(runner, conv, extract, [files[i] for i in missing], store, [photos[i] for i in missing])
+    shape = store.get(photos[0]).shape
+    write_features(store.rows(photos), shape, files, labels, FEATURES_DIR / subset)
+    print(f"{subset}: computed {len(missing)}, took {len(files) - len(missing)} from the feature store")
+
+
+def compute(runner, conv, extract, files, store, photos):
+    """Run the conv base over `files` on `runner` and keep their features in `store`."""
+    from dogs_vs_cats.runners import local_feature_batches, ray_feature_batches
+
+    print(f"computing {len(files)} through {conv.name} ({extract.engine}, {extract.precision}, "
+          f"batch {extract.batch_size}) {runner.describe()}")
     start = time.perf_counter()
     if runner.name == "ray":
-        batches, shape = ray_feature_batches(runner, conv, extract, files, QUANTIZED_MODEL)
+        batches, _ = ray_feature_batches(runner, conv, extract, files, QUANTIZED_MODEL)
     else:
-        batches, shape = local_feature_batches(conv, extract, files)
-    write_features(batches, shape, files, labels, FEATURES_DIR / subset)
+        batches, _ = local_feature_batches(conv, extract, files)
+    store.put_batches(batches, photos)
     seconds = time.perf_counter() - start
-    print(f"{subset}: {len(files)} images in {seconds:.1f} s, {len(files) / seconds:.1f} images/s")
+    print(f"{len(files)} images in {seconds:.1f} s, {len(files) / seconds:.1f} images/s")
 
 
 if __name__ == "__main__":

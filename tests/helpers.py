@@ -6,6 +6,7 @@ and the conv base is built with `weights: null`. The few that need real photos a
 conv base read them from ../shared (SHARED_PHOTOS, SHARED_WEIGHTS) and skip where it is absent.
 """
 
+import atexit
 import copy
 import functools
 import importlib.util
@@ -15,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,11 @@ import yaml
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The feature store of the stages that tests run (dogs_vs_cats/feature_store.py): never the user's.
+# This one, for the session, serves fixtures built before each test's own (conftest.py).
+os.environ["FEATURE_STORE"] = tempfile.mkdtemp(prefix="feature-store-")
+atexit.register(shutil.rmtree, os.environ["FEATURE_STORE"], ignore_errors=True)
 
 # Real photos and a genuinely pretrained conv base, beside the repository on development machines
 # and in CI (see README, "Results"); tests that need them skip where they are absent.

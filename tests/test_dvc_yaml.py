@@ -120,12 +120,14 @@ def test_no_stage_but_check_reads_the_end_to_end_code():
     assert readers == {"check_model", "augment", "finetune"}
 
 
-def test_quantize_reads_train_images_only():
-    """Calibration never sees the test images: changing split.test cannot rerun quantize."""
+def test_quantize_reads_every_subset_and_keeps_its_model():
+    """Calibration photos are chosen by their bytes from every subset, and the int8 model persists, so
+    that the stage can keep it when a split change leaves its photos in data/split."""
     quantize = dict(stage_definitions())["quantize"]
     assert [dep for dep in quantize["deps"] if dep.startswith("data/split")] == [
-        "data/split/train", "data/split/classes.json"]  # the class folders' order
+        "data/split/train", "data/split/validation", "data/split/test", "data/split/classes.json"]
     assert not any(param.startswith("split.") for param in quantize["params"])
+    assert quantize["outs"] == [{"models/conv_base_int8": {"persist": True}}]
 
 
 def test_the_download_holds_the_default_raw_dir_and_runs_in_every_pipeline():

@@ -1,7 +1,11 @@
 """The engines that run the conv base: which combinations exist, and that they agree."""
 
+import hashlib
+import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +16,8 @@ from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.layout import QUANTIZED_DIR
 from dogs_vs_cats.core.params import ConvBase, ParamError, Params
 from dogs_vs_cats.engines import keras_engine, load_engine, openvino_engine, openvino_model
-from dogs_vs_cats.quantization import calibration_files
-from helpers import TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, write_params
+from dogs_vs_cats.quantization import calibration_photos
+from helpers import TEST_PARAMS, copy_project, make_raw, merged, subprocess_env, update_params, write_params
 from stages import quantize, split
 
 SIZE = 32
@@ -70,15 +74,17 @@ def test_openvino_bfloat16_runs_close_to_float32_or_says_what_ran(conv_base_and_
 
 
 def test_quantize_writes_an_int8_conv_base_that_extract_loads(project):
-    """A tiny int8 run: calibrated on the train images, loaded as extract loads it, close to float32."""
+    """A tiny int8 run: calibrated on photos of data/split, loaded as extract loads it, close to float32."""
     make_raw(project / "data/raw", 7)
     params = merged(TEST_PARAMS, {"extract": {"engine": "openvino", "precision": "int8"},
                                   "quantize": {"images": 4}})
     write_params(project, params)
     split.main()
     quantize.main()
-    assert {path.name for path in QUANTIZED_DIR.iterdir()} == {"conv_base.xml", "conv_base.bin"}
+    assert {path.name for path in QUANTIZED_DIR.iterdir()} == {"conv_base.xml", "conv_base.bin",
+                                                               "calibration.json"}
     bytes_first = (QUANTIZED_DIR / "conv_base.bin").read_bytes()
+    shutil.rmtree(QUANTIZED_DIR)
     quantize.main()
     assert (QUANTIZED_DIR / "conv_base.bin").read_bytes() == bytes_first  # deterministic
 
@@ -123,10 +129,42 @@ def test_int8_without_a_quantized_model_says_how_to_make_it(project):
         load_engine(TEST_PARAMS["conv_base"], "openvino", "int8")
 
 
-@pytest.mark.parametrize("count, expected", [(3, [0, 5, 10]), (11, list(range(11))), (20, list(range(11)))])
-def test_calibration_images_are_evenly_spaced_over_both_classes(count, expected):
-    files = list(range(11))  # list_images order: cats first, then dogs
-    assert calibration_files(files, count) == expected
+def test_calibration_photos_are_the_lowest_digests():
+    digests = [f"{i:064x}" for i in (7, 3, 9, 1)]
+    assert calibration_photos(digests, 2) == [f"{1:064x}", f"{3:064x}"]
+    assert calibration_photos(digests, 9) == sorted(digests)
+
+
+def test_quantize_keeps_its_model_while_its_calibration_photos_stay(project, capsys):
+    """A new split.seed or more photos leave the int8 model as it is (and so every int8 feature in
+    the store); a calibration photo removed makes a new one, as from scratch."""
+    make_raw(project / "data/raw", 7)
+    write_params(project, {"split": {"train": "rest"}, "extract": {"engine": "openvino", "precision": "int8"},
+                           "quantize": {"images": 4}})
+    split.main()
+    quantize.main()
+    first = (QUANTIZED_DIR / "conv_base.bin").read_bytes()
+    calibration = json.loads((QUANTIZED_DIR / "calibration.json").read_text())["photos"]
+    assert len(calibration) == 4
+    update_params(project, {"split": {"seed": 9}})
+    make_raw(project / "data/raw", 3, start=8)
+    split.main()
+    capsys.readouterr()
+    quantize.main()
+    kept = "kept the int8 vgg16: its 4 calibration photos are all still in data/split"
+    assert kept in capsys.readouterr().out
+    assert (QUANTIZED_DIR / "conv_base.bin").read_bytes() == first
+
+    by_digest = {hashlib.sha256(path.read_bytes()).hexdigest(): path for path in Path("data/raw").iterdir()}
+    by_digest[calibration[0]].unlink()
+    split.main()
+    quantize.main()
+    assert "quantising vgg16 to int8, calibrated on 4 photos" in capsys.readouterr().out
+    assert calibration[0] not in json.loads((QUANTIZED_DIR / "calibration.json").read_text())["photos"]
+    made_now = (QUANTIZED_DIR / "conv_base.bin").read_bytes()
+    shutil.rmtree(QUANTIZED_DIR)
+    quantize.main()
+    assert (QUANTIZED_DIR / "conv_base.bin").read_bytes() == made_now  # the same as from scratch
 
 
 def test_keras_engine_says_when_a_precision_does_not_suit_this_machine(monkeypatch):

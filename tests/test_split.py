@@ -1,7 +1,9 @@
 """stages/split.py, dogs_vs_cats/splitting.py: which images go where, reproducibly, in either raw layout."""
 
+import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import yaml
 from dogs_vs_cats.core.layout import CLASSES_FILE, SPLIT_DIR, SPLIT_REPORT, SUBSETS
 from dogs_vs_cats.core.params import ParamError
 from dogs_vs_cats.images import load_image
-from dogs_vs_cats.splitting import HIDDEN, select
+from dogs_vs_cats.splitting import DUPLICATE, HIDDEN, IN_TWO_CLASSES, select
 from helpers import (
     CLASSES,
     EMPTY,
@@ -105,13 +107,101 @@ def test_changing_test_count_keeps_train_and_validation(project):
         assert set(before["test"][class_name]) <= set(after["test"][class_name])
 
 
-def test_select_cuts_one_shuffle_in_order():
-    files = [Path(f"f{i}.jpg") for i in range(10)]
-    a = select(files, {"train": 3, "validation": 2, "test": 1}, seed=1)
-    b = select(files, {"train": 3, "validation": 2, "test": 4}, seed=1)
-    assert a["train"] == b["train"] and a["validation"] == b["validation"]
-    assert b["test"][:1] == a["test"]
-    assert select(files, {"train": 3, "validation": 2, "test": 1}, seed=1) == a
+def digests(count, start=0):
+    """{name: a SHA-256 in hexadecimal} for `count` made-up photos."""
+    return {f"cat.{i}.jpg": hashlib.sha256(str(i).encode()).hexdigest() for i in range(start, start + count)}
+
+
+REST = {"train": "rest", "validation": 20, "test": 20}
+
+
+def test_select_depends_on_each_photo_not_on_the_list():
+    photos = digests(100)
+    chosen = select(photos, REST, seed=1)
+    assert sorted(sum(chosen.values(), [])) == sorted(photos)  # every photo, once
+    assert [len(chosen[subset]) for subset in SUBSETS] == [60, 20, 20]
+    # The list's order and the photos' names change nothing: a renamed photo keeps its subset.
+    renamed = {f"renamed.{name}": digest for name, digest in reversed(photos.items())}
+    assert select(renamed, REST, seed=1) == {subset: sorted(f"renamed.{name}" for name in names)
+                                             for subset, names in chosen.items()}
+    assert select(photos, REST, seed=2) != chosen
+    # Changing split.test keeps train and validation (with counts that leave photos unused).
+    counts = {"train": 30, "validation": 20, "test": 10}
+    fewer, more = select(photos, counts, seed=1), select(photos, dict(counts, test=40), seed=1)
+    assert fewer["train"] == more["train"] and fewer["validation"] == more["validation"]
+    assert set(fewer["test"]) < set(more["test"])
+
+
+@pytest.mark.parametrize("counts", [REST, {"train": 50, "validation": 20, "test": 20}])
+def test_adding_photos_moves_an_old_one_only_where_a_new_one_lands(counts):
+    """A new photo displaces an old one from validation or test only by taking its place there; on
+    average k new photos move about k x (subset size / n) old ones out of each."""
+    moved, trials, n, k = {"validation": 0, "test": 0}, 50, 200, 10
+    for trial in range(trials):
+        before = select(digests(n), counts, seed=trial)
+        after = select(digests(n + k), counts, seed=trial)
+        new = set(digests(k, start=n))
+        for subset in moved:
+            left = set(before[subset]) - set(after[subset])
+            assert len(left) == len(set(after[subset]) & new), subset
+            moved[subset] += len(left)
+    for subset, count in moved.items():
+        expected = k * counts[subset] / (n + k)
+        assert count / trials < 1.5 * expected, (subset, count / trials, expected)
+
+
+def test_removing_a_photo_moves_only_its_replacement():
+    photos = digests(100)
+    before = select(photos, REST, seed=3)
+    gone = before["test"][0]
+    after = select({name: d for name, d in photos.items() if name != gone}, REST, seed=3)
+    assert after["validation"] == before["validation"]
+    assert set(after["test"]) - set(before["test"]) <= set(before["train"])
+    assert len(set(before["test"]) - set(after["test"])) == 1  # the removed photo only
+
+
+def test_the_same_selection_from_scratch_as_after_additions(project):
+    make_raw(project / "data/raw", 12)
+    write_params(project, {"split": {"train": "rest", "validation": 2, "test": 2}})
+    split.main()
+    make_raw(project / "data/raw", 4, start=13)  # four more per class
+    split.main()
+    grown = selection()
+    shutil.rmtree(SPLIT_DIR)
+    split.main()
+    assert selection() == grown
+
+
+def test_a_renamed_photo_keeps_its_subset(project):
+    make_raw(project / "data/raw", 12)
+    write_params(project, {"split": {"train": "rest", "validation": 3, "test": 3}})
+    split.main()
+    before = selection()
+    os.rename(project / "data/raw/cat.5.jpg", project / "data/raw/cat.500.jpg")
+    split.main()
+    after = selection()
+    for subset in SUBSETS:
+        renamed = [name.replace("cat.5.jpg", "cat.500.jpg") for name in before[subset]["cat"]]
+        assert after[subset]["cat"] == sorted(renamed) and after[subset]["dog"] == before[subset]["dog"]
+
+
+def test_exact_duplicates_are_kept_once_and_reported(project, capsys):
+    raw = Path("data/raw")  # as split.raw_dir names it, and so the report
+    make_raw(raw, 10)
+    shutil.copy(raw / "cat.3.jpg", raw / "cat.30.jpg")  # the same photo twice in its class
+    shutil.copy(raw / "cat.4.jpg", raw / "dog.40.jpg")  # and in two classes: which label is right?
+    write_params(project, {"split": {"train": "rest", "validation": 2, "test": 2}})
+    split.main()
+    report = json.loads(SPLIT_REPORT.read_text())
+    assert report["duplicates"] == [[str(raw / "cat.3.jpg"), str(raw / "cat.30.jpg")],
+                                    [str(raw / "cat.4.jpg"), str(raw / "dog.40.jpg")]]
+    assert report["skipped_files"] == {DUPLICATE: [str(raw / "cat.30.jpg")],
+                                       IN_TWO_CLASSES: [str(raw / "cat.4.jpg"), str(raw / "dog.40.jpg")]}
+    assert report["usable"] == {"cat": 9, "dog": 10}
+    chosen = selection()
+    every = [name for subset in SUBSETS for names in chosen[subset].values() for name in names]
+    assert "cat.3.jpg" in every and not {"cat.30.jpg", "cat.4.jpg", "dog.40.jpg"} & set(every)
+    assert f"skipped 1 file(s), {DUPLICATE}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("layout", ["flat", "folders"])

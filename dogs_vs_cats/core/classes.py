@@ -9,6 +9,7 @@ one probability per class.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,7 +19,6 @@ from dogs_vs_cats.core.layout import CLASSES_FILE
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from pathlib import Path
 
     from numpy.typing import ArrayLike
 
@@ -56,3 +56,13 @@ def reported_probability(outputs: ArrayLike) -> np.ndarray:
     the predicted class's."""
     outputs = np.asarray(outputs)
     return outputs[:, 0] if outputs.shape[1] == 1 else outputs.max(axis=1)
+
+
+def list_images(subset_dir: str | Path, classes: Sequence[str]) -> tuple[list[Path], list[int]]:
+    """The images of one split subset, in a fixed order, with their labels (index in `classes`)."""
+    files, labels = [], []
+    for label, class_name in enumerate(classes):
+        for path in sorted((Path(subset_dir) / class_name).iterdir()):
+            files.append(path)
+            labels.append(label)
+    return files, labels

@@ -174,7 +174,7 @@ class Split:
     train: int | str = key(train_count, "photos per class in train; `rest`: all that the others leave")
     validation: int = key(positive_int, "photos per class in validation")
     test: int = key(positive_int, "photos per class in test")
-    seed: int = key(integer, "the per-class shuffle; changing `split.test` keeps train and validation")
+    seed: int = key(integer, "keys the hash of each photo's bytes that orders its class (splitting.select)")
 
     @property
     def counts(self) -> dict:
@@ -227,7 +227,7 @@ class Extract:
 
 @dataclass(frozen=True)
 class Quantize:
-    images: int = key(positive_int, "train images (evenly spaced) that calibrate int8")
+    images: int = key(positive_int, "photos of data/split (the lowest SHA-256s) that calibrate int8")
 
 
 @dataclass(frozen=True)

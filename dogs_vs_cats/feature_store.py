@@ -1,0 +1,227 @@
+"""The feature store: each photo's conv-base features, computed once and kept by content.
+
+extract computes only the photos whose features the store does not hold for the same conv base,
+and assembles every subset's features.npy from the store, so that adding photos, a new split.seed
+or new counts, and going back to an earlier conv base compute only what is new. It never changes
+a result, only time: features.npy is the same, byte for byte, as from an empty store, because each
+engine gives a photo the same bytes whatever batch it is in (tests/test_feature_store.py checks
+that on the CPU it runs on).
+
+Key. An entry is named by two SHA-256 digests:
+  - the conv base's (`conv_base_key`): of what decides its features, `conv_base_identity`:
+    conv_base.name; the weights (imagenet; a local file's bytes; null with conv_base.seed);
+    conv_base.input_size; extract.engine and extract.precision; the int8 model's bytes; the
+    versions of the libraries that compute them; the CPU's instruction sets that change the
+    arithmetic (AVX-512, VNNI, BF16, AMX). extract.batch_size is not part of it.
+  - the photo's: of its bytes, so that a renamed, moved or re-split photo is the same entry.
+
+Location. $FEATURE_STORE, or else feature-store/ in the user's cache folder ($XDG_CACHE_HOME,
+~/.cache): outside the workspace, so that branches, `dvc exp run --queue` and `--temp` workspaces
+and other clones on the machine share it. Point FEATURE_STORE at storage that every machine
+mounts to share it further. <location>/<conv base key>/ holds conv_base.json (the identity, for
+people) and <photo key[:2]>/<photo key>.npy.
+
+Safety. An entry is written under a temporary name in its own folder, then renamed into place (an
+atomic rename), so concurrent writers (two queued experiments) never leave a mixed file, and an
+interrupted write leaves no entry: at most its own temporary (`.tmp-*`, never read; Ctrl-C
+removes it, a killed process leaves it until the store is emptied). Each entry begins with a
+BLAKE2b digest of the rest, checked on every read: an entry that fails it counts as missing, and
+is computed and written again.
+
+Size. One photo's features, float32, per conv base: 32 KiB for VGG16 at 150 (4, 4, 512), 125 KiB
+for MobileNetV2 at 160 (5, 5, 1280); `du -sh` of the location says how much. Emptying it (`rm -rf`
+the location, or one conv base's folder) loses nothing but time.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import os
+import platform
+import uuid
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dogs_vs_cats.core.atomic import DiskFull, json_text
+from dogs_vs_cats.core.errors import UserError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from numpy.typing import ArrayLike
+
+    from dogs_vs_cats.core.params import ConvBase, Extract
+
+STORE_VARIABLE = "FEATURE_STORE"
+DIGEST_BYTES = 32  # BLAKE2b-256 of the entry's .npy bytes, before them
+# The instruction sets whose presence changes what a CPU engine computes, bit for bit.
+ARITHMETIC_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
+                    "amx_bf16", "amx_int8", "amx_fp16")
+
+
+def store_location() -> Path:
+    """Where the store is: $FEATURE_STORE, else feature-store/ in the user's cache folder."""
+    if configured := os.environ.get(STORE_VARIABLE, "").strip():
+        return Path(configured).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME", "").strip() or Path.home() / ".cache"
+    return Path(cache) / "dogs-vs-cats" / "feature-store"
+
+
+def file_digest(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, in hexadecimal: a photo's key."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def cpu_flags() -> set[str]:
+    """The instruction-set flags of this CPU (Linux's /proc/cpuinfo; empty elsewhere)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _version(*distributions: str) -> str | None:
+    for distribution in distributions:
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def conv_base_identity(conv: ConvBase, extract: Extract, quantized_model: Path | None = None) -> dict:
+    """What decides a photo's features, besides the photo: read without TensorFlow.
+
+    Args:
+        conv: the conv_base section; extract: the extract section.
+        quantized_model: the int8 conv base (.xml, its .bin beside it), part of the identity with
+            precision int8; None for the conv base it is made from.
+    """
+    identity = {
+        "name": str(conv.name).replace("_", "").lower(),  # as conv_base_module matches it
+        "weights": {"sha256": file_digest(conv.local_weights)} if conv.local_weights else conv.weights,
+        "seed": conv.seed if conv.weights is None else None,
+        "input_size": conv.input_size,
+        "engine": extract.engine,
+        "precision": extract.precision,
+        "libraries": {"tensorflow": _version("tensorflow", "tensorflow-cpu"), "keras": _version("keras")},
+        "machine": platform.machine(),
+        "cpu": sorted(cpu_flags() & set(ARITHMETIC_FLAGS)),
+    }
+    if extract.engine == "openvino":
+        identity["libraries"]["openvino"] = _version("openvino")
+    if extract.precision == "int8":
+        identity["libraries"]["nncf"] = _version("nncf")
+    if extract.precision == "int8" and quantized_model is not None:
+        xml = Path(quantized_model)
+        if not xml.is_file():
+            raise no_int8_model(xml)
+        identity["int8_model"] = {"xml": file_digest(xml), "bin": file_digest(xml.with_suffix(".bin"))}
+    return identity
+
+
+def no_int8_model(path: Path) -> UserError:
+    """The error for an int8 conv base that the quantize stage has not written."""
+    return UserError(f"error: no int8 conv base at {path}. Fix: run `dvc repro`, whose quantize stage "
+                     "writes it")
+
+
+def conv_base_key(identity: dict) -> str:
+    """The SHA-256 of an identity (conv_base_identity), in hexadecimal."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
+
+class FeatureStore:
+    """One conv base's entries in the store: each photo's features, by the SHA-256 of its bytes."""
+
+    def __init__(self, identity: dict, location: Path | None = None):
+        self.identity = identity
+        self.folder = (location or store_location()) / conv_base_key(identity)
+
+    def path(self, photo: str) -> Path:
+        """Where the entry of the photo whose bytes have SHA-256 `photo` is."""
+        return self.folder / photo[:2] / f"{photo}.npy"
+
+    def get(self, photo: str) -> np.ndarray | None:
+        """The features of the photo `photo` (SHA-256), or None when the store has no sound entry."""
+        try:
+            data = self.path(photo).read_bytes()
+        except OSError:
+            return None
+        digest, payload = data[:DIGEST_BYTES], data[DIGEST_BYTES:]
+        if hashlib.blake2b(payload, digest_size=DIGEST_BYTES).digest() != digest:
+            return None  # torn, truncated or altered: computed again
+        try:
+            return np.load(io.BytesIO(payload), allow_pickle=False)
+        except ValueError:
+            return None
+
+    def missing(self, photos: Iterable[str]) -> list[int]:
+        """The positions in `photos` (SHA-256s) of those without a sound entry."""
+        return [index for index, photo in enumerate(photos) if self.get(photo) is None]
+
+    def put(self, photo: str, features: np.ndarray) -> None:
+        """Keep the features of the photo `photo` (SHA-256): written whole, or not at all."""
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(features, dtype=np.float32), allow_pickle=False)
+        payload = buffer.getvalue()
+        try:
+            if not self.folder.is_dir():  # conv_base.json: for people, no entry reads it
+                _write_whole(self.folder / "conv_base.json", json_text(self.identity).encode())
+            digest = hashlib.blake2b(payload, digest_size=DIGEST_BYTES).digest()
+            _write_whole(self.path(photo), digest + payload)
+        except OSError as error:
+            if error.errno == errno.ENOSPC:
+                raise DiskFull(self.folder) from error
+            raise StoreError(self.folder, error) from error
+
+    def put_batches(self, feature_batches: Iterable[ArrayLike], photos: Sequence[str]) -> None:
+        """Keep the features of `photos` (SHA-256s), which `feature_batches` gives in order, batch by
+        batch: each entry is written as its batch arrives, so an interruption keeps what was computed."""
+        from dogs_vs_cats.core.runtime import keras  # loaded already: an engine computes the batches
+
+        progress = keras.utils.Progbar(len(photos), unit_name="image")
+        done = 0
+        for batch in feature_batches:
+            for features in np.asarray(batch):
+                self.put(photos[done], features)
+                done += 1
+            progress.update(done)
+        if done != len(photos):
+            raise RuntimeError(f"computed {done} images, expected {len(photos)}")
+
+    def rows(self, photos: Sequence[str], batch_size: int = 256) -> Iterable[np.ndarray]:
+        """The features of `photos` (SHA-256s), in order, `batch_size` at a time: all entries sound."""
+        for start in range(0, len(photos), batch_size):
+            batch = [self.get(photo) for photo in photos[start:start + batch_size]]
+            if any(features is None for features in batch):
+                raise StoreError(self.folder, "an entry written moments ago no longer reads back whole")
+            yield np.stack(batch)
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """Write `data` under a temporary name of this writer's own beside `path`, then rename it there."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class StoreError(UserError):
+    """The store cannot be written or read back: its one line names FEATURE_STORE."""
+
+    def __init__(self, folder, reason):
+        super().__init__(f"error: the feature store at {folder} failed ({reason}). Fix: make it writable, "
+                         f"or point {STORE_VARIABLE} at a folder that is")
