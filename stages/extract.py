@@ -14,15 +14,16 @@ and then to the .npy file batch by batch, so memory does not grow with the numbe
 
 import sys
 import time
+from pathlib import Path
 
 from dogs_vs_cats.conv_base import check_weights_file
 from dogs_vs_cats.core.classes import list_images, read_classes
 from dogs_vs_cats.core.errors import UserError, run_stage
 from dogs_vs_cats.core.layout import FEATURES_DIR, QUANTIZED_MODEL, SPLIT_DIR, SUBSETS
-from dogs_vs_cats.core.params import load_params
+from dogs_vs_cats.core.params import ConvBase, Extract, load_params
 from dogs_vs_cats.feature_store import FeatureStore, conv_base_identity, file_digest
 from dogs_vs_cats.features import write_features
-from dogs_vs_cats.runners import runner_from_environment
+from dogs_vs_cats.runners import Runner, runner_from_environment
 
 
 def main():
@@ -30,6 +31,7 @@ def main():
     if subset not in SUBSETS:
         raise UserError(f"error: no subset {subset!r}. "
                         f"Fix: run python -m stages.extract {{{','.join(SUBSETS)}}}")
+    start = time.perf_counter()
     params = load_params()
     conv, extract = params.conv_base, params.extract
     check_weights_file(conv)  # no TensorFlow: check_model has matched conv_base.name already
@@ -44,11 +46,14 @@ def main():
         compute(runner, conv, extract, [files[i] for i in missing], store, [photos[i] for i in missing])
     shape = store.get(photos[0]).shape
     write_features(store.rows(photos), shape, files, labels, FEATURES_DIR / subset)
-    print(f"{subset}: computed {len(missing)}, took {len(files) - len(missing)} from the feature store")
+    print(f"{subset}: computed {len(missing)}, took {len(files) - len(missing)} from the feature store, "
+          f"in {time.perf_counter() - start:.1f} s")
 
 
-def compute(runner, conv, extract, files, store, photos):
-    """Run the conv base over `files` on `runner` and keep their features in `store`."""
+def compute(runner: Runner, conv: ConvBase, extract: Extract, files: list[Path], store: FeatureStore,
+            photos: list[str]) -> None:
+    """Run the conv base over `files` (whose SHA-256s are `photos`) on `runner`; keep their features
+    in `store`."""
     from dogs_vs_cats.runners import local_feature_batches, ray_feature_batches
 
     print(f"computing {len(files)} through {conv.name} ({extract.engine}, {extract.precision}, "
