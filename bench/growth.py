@@ -13,7 +13,9 @@ the code, in a fresh git + DVC project with an empty feature store of its own:
   2. --more photos per class added, `dvc repro`;
   3. a new split.seed, `dvc repro`;
   4. another conv base (conv_base.input_size 64, cheap), `dvc repro`;
-  5. back to the first conv base, `dvc repro`.
+  5. another split.seed, `dvc repro`;
+  6. back to the first conv base, `dvc repro`: a split it has not run with, so DVC's run cache
+     restores nothing, but every photo has been through this conv base before.
 Each extract stage's wall time is read from the time its "Running stage" line appears until the
 next stage's does, so both versions are timed alike. Test photos kept: of the previous step's test
 subset, how many are still test photos.
@@ -32,9 +34,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import yaml
-
-from bench.pipeline import variant
+from bench.pipeline import set_params, variant
 
 REPO = Path(__file__).resolve().parents[1]
 IDENTITY = ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "-c", "commit.gpgsign=false"]
@@ -76,14 +76,6 @@ def code_of(version, destination):
                                  capture_output=True).stdout
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(destination, filter="data")
-
-
-def set_params(project, overrides):
-    path = project / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    for section, values in overrides.items():
-        params[section].update(values)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def repro(project, env):
@@ -139,7 +131,8 @@ def run_version(label, version, args, folders, work):
     })
     env = dict(os.environ, FEATURE_STORE=str(work / f"store-{label}"), TF_CPP_MIN_LOG_LEVEL="2",
                DVC_NO_ANALYTICS="1")
-    for command in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"], ["git", "add", "-A"],
+    # The repository's own .dvc/ (its cache link type) comes with the code: no `dvc init`.
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
                     ["git", *IDENTITY, "commit", "-q", "-m", "project under test"]):  # DVCLive wants one
         subprocess.run(command, cwd=project, check=True, env=env)
 
@@ -152,7 +145,8 @@ def run_version(label, version, args, folders, work):
              ("new `split.seed`", lambda: set_params(project, {"split": {"seed": 43}})),
              ("another conv base (input_size 64)",
               lambda: set_params(project, {"conv_base": {"input_size": 64}})),
-             ("back to the first conv base",
+             ("another `split.seed`", lambda: set_params(project, {"split": {"seed": 44}})),
+             ("back to the first conv base",  # with this seed, a first for it: no run-cache hit
               lambda: set_params(project, {"conv_base": {"input_size": args.size}}))]
     rows, previous_test = [], None
     for step, change in steps:

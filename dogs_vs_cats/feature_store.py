@@ -214,7 +214,11 @@ def _write_whole(path: Path, data: bytes) -> None:
     try:
         with open(tmp, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except PermissionError:  # Windows, while another process reads the entry: it is there already
+            if not path.is_file():
+                raise
     finally:
         tmp.unlink(missing_ok=True)
 
