@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dogs_vs_cats.feature_store import STORE_VARIABLE
 from helpers import (
     REPO,
+    SESSION_STORE,
     TEST_PARAMS,
     copy_project,
     dvc,
@@ -217,6 +219,39 @@ def test_a_split_that_fails_under_dvc_repro_keeps_the_previous_split(pipeline):
     repro(project)
     assert split_files(project) == before
     assert "Data and pipelines are up to date" in dvc(project, "status")
+
+
+def computed_by_extract(output):
+    """How many photos the extract stages of a `dvc repro` output say they computed, all together."""
+    counts = re.findall(r"\w+: computed (\d+), took \d+ from the feature store", output)
+    return sum(int(count) for count in counts)
+
+
+def test_added_photos_and_a_new_seed_extract_only_what_the_store_lacks(pipeline, monkeypatch):
+    """Photo by photo: new photos are the only ones computed and move an old test photo only to make
+    room for one of them; a new split.seed computes none; back as it was, the fixture's bytes."""
+    project, _, first = pipeline
+    monkeypatch.setenv(STORE_VARIABLE, SESSION_STORE)  # the store the fixture's first repro filled
+    update_params(project, {"split": {"train": "rest"}})  # every photo in a subset
+    repro(project)
+    test_before = {path.name for path in (project / "data/split/test").glob("*/*")}
+    added = make_raw(project / "data/raw", 2, start=10)  # two more photos of each class
+    output = dvc(project, "repro")
+    assert computed_by_extract(output) == len(added)
+    names = {path.name for path in added}
+    test_after = {path.name for path in (project / "data/split/test").glob("*/*")}
+    assert len(test_before - test_after) == len(test_after & names)
+
+    update_params(project, {"split": {"seed": 7}})
+    output = dvc(project, "repro")
+    assert re.findall(r"Running stage '(extract@\w+)'", output) and computed_by_extract(output) == 0
+
+    for path in added:
+        path.unlink()
+    update_params(project, {"split": TEST_PARAMS["split"]})
+    assert computed_by_extract(dvc(project, "repro")) == 0
+    for name in DETERMINISTIC:
+        assert (project / name).read_bytes() == first[name], name
 
 
 def test_int8_on_openvino_quantises_once_and_keeps_it(pipeline):
