@@ -2,13 +2,11 @@
 safe as a cache (concurrent writers, a corrupt entry, an interrupted write); never a different result."""
 
 import dataclasses
-import multiprocessing
 import os
 import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +16,7 @@ from dogs_vs_cats.core.layout import FEATURES_DIR, SUBSETS
 from dogs_vs_cats.core.params import ConvBase, Extract
 from dogs_vs_cats.engines import keras_engine, openvino_engine, openvino_model, quantize
 from dogs_vs_cats.feature_store import STORE_VARIABLE, FeatureStore, conv_base_identity, conv_base_key
-from helpers import TEST_PARAMS, copy_project, make_raw, subprocess_env, update_params, write_params
+from helpers import REPO, TEST_PARAMS, copy_project, make_raw, subprocess_env, update_params, write_params
 from stages import extract, split
 
 CONV = ConvBase(**TEST_PARAMS["conv_base"])
@@ -78,22 +76,28 @@ def test_an_interrupted_write_leaves_no_entry(monkeypatch):
     assert store.get(digest(2)) is None
 
 
-def write_many(location, writer):
-    """One writer of test_concurrent_writers_never_corrupt_an_entry (a process of its own)."""
-    store = FeatureStore({"name": "test"}, Path(location))
-    for _ in range(3):
-        for i in range(60):
-            store.put(digest(i if i % 2 else 1000 * writer + i), features(i))  # odd i: shared by all
+# One writer of test_concurrent_writers_never_corrupt_an_entry: a Python of its own that imports the
+# store alone (no TensorFlow), writing its own entries and, for odd i, the entries all writers share.
+WRITER = """
+import sys
+from pathlib import Path
+import numpy as np
+from dogs_vs_cats.feature_store import FeatureStore
+store, writer = FeatureStore({"name": "test"}, Path(sys.argv[1])), int(sys.argv[2])
+for _ in range(50):  # long enough for the writers to overlap
+    for i in range(60):
+        features = np.random.default_rng(i).standard_normal((1, 1, 8)).astype(np.float32)
+        store.put(f"{i if i % 2 else 1000 * writer + i:064x}", features)
+"""
 
 
 def test_concurrent_writers_never_corrupt_an_entry(feature_store):
-    context = multiprocessing.get_context("spawn")  # no TensorFlow state from this process
-    writers = [context.Process(target=write_many, args=(str(feature_store), n)) for n in range(4)]
+    env = dict(subprocess_env(), PYTHONPATH=str(REPO))
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(feature_store), str(n)], env=env,
+                                stderr=subprocess.PIPE, text=True) for n in range(4)]
     for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join(timeout=120)
-        assert writer.exitcode == 0
+        _, errors = writer.communicate(timeout=120)
+        assert writer.returncode == 0, errors
     store = FeatureStore({"name": "test"}, feature_store)
     for i in range(60):
         for key in [digest(i)] if i % 2 else [digest(1000 * n + i) for n in range(4)]:
