@@ -11,8 +11,9 @@ Key. An entry is named by two SHA-256 digests:
   - the conv base's (`conv_base_key`): of what decides its features, `conv_base_identity`:
     conv_base.name; the weights (imagenet; a local file's bytes; null with conv_base.seed);
     conv_base.input_size; extract.engine and extract.precision; the int8 model's bytes; the
-    versions of the libraries that compute them; the CPU's instruction sets that change the
-    arithmetic (AVX-512, VNNI, BF16, AMX). extract.batch_size is not part of it.
+    versions of the libraries and the source of the package's modules that compute them; the
+    CPU's instruction sets that change the arithmetic (AVX-512, VNNI, BF16, AMX); a GPU that the
+    Keras engine would use. extract.batch_size is not part of it.
   - the photo's: of its bytes, so that a renamed, moved or re-split photo is the same entry.
 
 Location. $FEATURE_STORE, or else feature-store/ in the user's cache folder ($XDG_CACHE_HOME,
@@ -97,6 +98,27 @@ def _version(*distributions: str) -> str | None:
     return None
 
 
+# The package's modules that turn a photo into features: a change to any of them changes the key.
+FEATURE_CODE = ("images.py", "conv_base.py", "engines.py", "core/runtime.py")
+
+
+def code_digest(modules: Sequence[str] = FEATURE_CODE) -> str:
+    """The SHA-256 of the source of the package's `modules` (paths relative to dogs_vs_cats/)."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update((package / module).read_bytes())
+    return digest.hexdigest()
+
+
+def device() -> str:
+    """What the Keras engine would run on: "cpu", or the GPUs CUDA_VISIBLE_DEVICES leaves to a
+    TensorFlow built with CUDA (told without importing it)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    cuda = _version("nvidia-cudnn-cu12", "nvidia-cudnn-cu11") is not None
+    return "cpu" if not cuda or visible == "" else f"gpu:{visible or 'all'}"
+
+
 def conv_base_identity(conv: ConvBase, extract: Extract, quantized_model: Path | None = None) -> dict:
     """What decides a photo's features, besides the photo: read without TensorFlow.
 
@@ -113,8 +135,10 @@ def conv_base_identity(conv: ConvBase, extract: Extract, quantized_model: Path |
         "engine": extract.engine,
         "precision": extract.precision,
         "libraries": {"tensorflow": _version("tensorflow", "tensorflow-cpu"), "keras": _version("keras")},
+        "code": code_digest(),
         "machine": platform.machine(),
         "cpu": sorted(cpu_flags() & set(ARITHMETIC_FLAGS)),
+        "device": device() if extract.engine == "keras" else "cpu",
     }
     if extract.engine == "openvino":
         identity["libraries"]["openvino"] = _version("openvino")
@@ -122,7 +146,7 @@ def conv_base_identity(conv: ConvBase, extract: Extract, quantized_model: Path |
         identity["libraries"]["nncf"] = _version("nncf")
     if extract.precision == "int8" and quantized_model is not None:
         xml = Path(quantized_model)
-        if not xml.is_file():
+        if not (xml.is_file() and xml.with_suffix(".bin").is_file()):
             raise no_int8_model(xml)
         identity["int8_model"] = {"xml": file_digest(xml), "bin": file_digest(xml.with_suffix(".bin"))}
     return identity
@@ -210,7 +234,7 @@ class FeatureStore:
 def _write_whole(path: Path, data: bytes) -> None:
     """Write `data` under a temporary name of this writer's own beside `path`, then rename it there."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:16]}")  # this writer's own; short, for Windows
     try:
         with open(tmp, "wb") as f:
             f.write(data)

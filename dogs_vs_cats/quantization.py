@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from dogs_vs_cats.conv_base import build_conv_base
 from dogs_vs_cats.core.atomic import atomic_path, json_text
 from dogs_vs_cats.engines import openvino_model, quantize, save_openvino
-from dogs_vs_cats.feature_store import conv_base_identity, file_digest
+from dogs_vs_cats.feature_store import code_digest, conv_base_identity, file_digest
 from dogs_vs_cats.images import image_dataset
 
 if TYPE_CHECKING:
@@ -40,11 +40,13 @@ def write_int8_conv_base(conv: ConvBase, extract: Extract, photos: Sequence[Path
     unless the int8 model there was made the same way from photos that are all still among `photos`.
     """
     by_digest = {file_digest(path): path for path in photos}
-    made_by = {"conv_base": conv_base_identity(conv, extract), "images": count}
+    made_by = {"conv_base": conv_base_identity(conv, extract), "images": count,
+               "code": code_digest(("quantization.py",))}
     calibration = folder / CALIBRATION_NAME
     if calibration.is_file() and (folder / MODEL_NAME).is_file():
         previous = json.loads(calibration.read_text())
-        if previous["made_by"] == made_by and set(previous["photos"]) <= by_digest.keys():
+        enough = len(previous["photos"]) == min(count, len(by_digest))  # as many as from scratch
+        if previous["made_by"] == made_by and enough and set(previous["photos"]) <= by_digest.keys():
             print(f"kept the int8 {conv.name}: its {len(previous['photos'])} calibration photos are all "
                   "still in data/split")
             return

@@ -12,6 +12,7 @@ Images are decoded and resized in parallel while the conv base runs, and feature
 and then to the .npy file batch by batch, so memory does not grow with the number of images.
 """
 
+import itertools
 import sys
 import time
 from pathlib import Path
@@ -44,8 +45,9 @@ def main():
           f"({store.folder}), {len(missing)} to compute")
     if missing:
         compute(runner, conv, extract, [files[i] for i in missing], store, [photos[i] for i in missing])
-    shape = store.get(photos[0]).shape
-    write_features(store.rows(photos), shape, files, labels, FEATURES_DIR / subset)
+    rows = store.rows(photos)
+    first = next(rows)
+    write_features(itertools.chain([first], rows), first.shape[1:], files, labels, FEATURES_DIR / subset)
     print(f"{subset}: computed {len(missing)}, took {len(files) - len(missing)} from the feature store, "
           f"in {time.perf_counter() - start:.1f} s")
 

@@ -187,14 +187,17 @@ def test_interrupted_extract_leaves_nothing_and_reruns_cleanly(tmp_path, monkeyp
     reference = {name: (out / name).read_bytes() for name in ("features.npy", "labels.npy", "files.txt")}
     shutil.rmtree(out)
 
+    # Killed while it computes into a store of its own (the first run's has every photo already).
     command = [sys.executable, "-m", "stages.extract", "train"]
-    process = subprocess.Popen(command, cwd=project, env=subprocess_env(),
+    store = tmp_path / "store"
+    env = dict(subprocess_env(), FEATURE_STORE=str(store))
+    process = subprocess.Popen(command, cwd=project, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
-        while not (tmp / "features.npy").exists():  # it has started writing
+        while not any(store.rglob("*.npy")):  # it has computed a batch
             assert process.poll() is None, "extract ended before it was interrupted"
-            assert time.monotonic() < deadline, "extract never started writing"
+            assert time.monotonic() < deadline, "extract never started computing"
             time.sleep(0.005)
         process.send_signal(signal.SIGKILL)
     finally:
@@ -203,9 +206,10 @@ def test_interrupted_extract_leaves_nothing_and_reruns_cleanly(tmp_path, monkeyp
     assert process.returncode == -signal.SIGKILL, "extract finished before it could be killed"
     assert not out.exists(), "a killed extract must not leave data/features/train"
 
-    subprocess.run(command, cwd=project, env=subprocess_env(), check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert not tmp.exists(), "the stale temporary folder is cleaned up"
+    # Again: the photos computed before the kill from the store, the rest computed now.
+    subprocess.run(command, cwd=project, env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    assert not tmp.exists(), "no temporary folder is left"
     assert sorted(p.name for p in out.iterdir()) == sorted(reference)
     for name, data in reference.items():
         assert (out / name).read_bytes() == data, f"{name} differs from an uninterrupted run"

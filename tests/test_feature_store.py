@@ -77,17 +77,26 @@ def test_an_interrupted_write_leaves_no_entry(monkeypatch):
 
 
 # One writer of test_concurrent_writers_never_corrupt_an_entry: a Python of its own that imports the
-# store alone (no TensorFlow), writing its own entries and, for odd i, the entries all writers share.
+# store alone (no TensorFlow). It writes its own entries and, for odd i, those all writers share,
+# and reads a shared one back after each write: once an entry has read back sound, it must always
+# read back sound and the same, however the others rewrite it (what extract's two passes rely on).
 WRITER = """
 import sys
 from pathlib import Path
 import numpy as np
 from dogs_vs_cats.feature_store import FeatureStore
 store, writer = FeatureStore({"name": "test"}, Path(sys.argv[1])), int(sys.argv[2])
+features = [np.random.default_rng(i).standard_normal((1, 1, 8)).astype(np.float32) for i in range(60)]
+seen = set()
 for _ in range(50):  # long enough for the writers to overlap
     for i in range(60):
-        features = np.random.default_rng(i).standard_normal((1, 1, 8)).astype(np.float32)
-        store.put(f"{i if i % 2 else 1000 * writer + i:064x}", features)
+        store.put(f"{i if i % 2 else 1000 * writer + i:064x}", features[i])
+        shared = (i + 2 * writer) % 60 | 1
+        read = store.get(f"{shared:064x}")
+        assert read is not None or shared not in seen, f"entry {shared} read back sound, then not"
+        assert read is None or np.array_equal(read, features[shared])
+        if read is not None:
+            seen.add(shared)
 """
 
 

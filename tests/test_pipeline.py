@@ -235,7 +235,8 @@ def test_added_photos_and_a_new_seed_extract_only_what_the_store_lacks(pipeline,
     update_params(project, {"split": {"train": "rest"}})  # every photo in a subset
     repro(project)
     test_before = {path.name for path in (project / "data/split/test").glob("*/*")}
-    added = make_raw(project / "data/raw", 2, start=10)  # two more photos of each class
+    # Two more photos of each class, numbered as no other test's photos (the session's store).
+    added = make_raw(project / "data/raw", 2, start=90)
     output = dvc(project, "repro")
     assert computed_by_extract(output) == len(added)
     names = {path.name for path in added}
