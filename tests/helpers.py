@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 # The feature store of the stages that tests run (dogs_vs_cats/feature_store.py): never the user's.
 # This one, for the session, serves fixtures built before each test's own (conftest.py).
-SESSION_STORE = os.environ["FEATURE_STORE"] = tempfile.mkdtemp(prefix="feature-store-")
-atexit.register(shutil.rmtree, SESSION_STORE, ignore_errors=True)
+os.environ["FEATURE_STORE"] = tempfile.mkdtemp(prefix="feature-store-")
+atexit.register(shutil.rmtree, os.environ["FEATURE_STORE"], ignore_errors=True)
 
 # Real photos and a genuinely pretrained conv base, beside the repository on development machines
 # and in CI (see README, "Results"); tests that need them skip where they are absent.

@@ -16,10 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dogs_vs_cats.feature_store import STORE_VARIABLE
 from helpers import (
     REPO,
-    SESSION_STORE,
     TEST_PARAMS,
     copy_project,
     dvc,
@@ -227,16 +225,15 @@ def computed_by_extract(output):
     return sum(int(count) for count in counts)
 
 
-def test_added_photos_and_a_new_seed_extract_only_what_the_store_lacks(pipeline, monkeypatch):
+def test_added_photos_and_a_new_seed_extract_only_what_the_store_lacks(pipeline):
     """Photo by photo: new photos are the only ones computed and move an old test photo only to make
     room for one of them; a new split.seed computes none; back as it was, the fixture's bytes."""
     project, _, first = pipeline
-    monkeypatch.setenv(STORE_VARIABLE, SESSION_STORE)  # the store the fixture's first repro filled
     update_params(project, {"split": {"train": "rest"}})  # every photo in a subset
     repro(project)
+    repro(project, "-f", "-s", "extract@train", "extract@validation", "extract@test")  # this test's store
     test_before = {path.name for path in (project / "data/split/test").glob("*/*")}
-    # Two more photos of each class, numbered as no other test's photos (the session's store).
-    added = make_raw(project / "data/raw", 2, start=90)
+    added = make_raw(project / "data/raw", 2, start=10)  # two more photos of each class
     output = dvc(project, "repro")
     assert computed_by_extract(output) == len(added)
     names = {path.name for path in added}
@@ -249,7 +246,7 @@ def test_added_photos_and_a_new_seed_extract_only_what_the_store_lacks(pipeline,
 
     for path in added:
         path.unlink()
-    update_params(project, {"split": TEST_PARAMS["split"]})
+    update_params(project, {"split": TEST_PARAMS["split"], "train": TEST_PARAMS["train"]})  # as first run
     assert computed_by_extract(dvc(project, "repro")) == 0
     for name in DETERMINISTIC:
         assert (project / name).read_bytes() == first[name], name
