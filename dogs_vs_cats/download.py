@@ -15,7 +15,6 @@ no_proxy, ...). No TensorFlow here.
 """
 
 import errno
-import hashlib
 import http.client
 import os
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dogs_vs_cats.core.atomic import DiskFull, ensure_free_space
+from dogs_vs_cats.core.digest import file_sha256
 from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.layout import DOWNLOAD_FILE
 from dogs_vs_cats.core.params import ParamError, Params
@@ -56,12 +56,6 @@ def downloads_photos(params: Params | dict) -> bool:
 def partial_path(path: Path, sha256: str) -> Path:
     """Where the bytes of the file with `sha256` go until they are complete and checked."""
     return path.with_name(f".{path.name}.{sha256}.part")
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of the file at `path`, in hexadecimal."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def open_response(url: str, start: int) -> tuple[http.client.HTTPResponse, int]:

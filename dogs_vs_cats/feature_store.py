@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dogs_vs_cats.core.atomic import DiskFull, json_text
+from dogs_vs_cats.core.digest import file_sha256
 from dogs_vs_cats.core.errors import UserError
 
 if TYPE_CHECKING:
@@ -72,12 +73,6 @@ def store_location() -> Path:
         return Path(configured).expanduser()
     cache = os.environ.get("XDG_CACHE_HOME", "").strip() or Path.home() / ".cache"
     return Path(cache) / "dogs-vs-cats" / "feature-store"
-
-
-def file_digest(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes, in hexadecimal: a photo's key."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def cpu_flags() -> set[str]:
@@ -129,7 +124,7 @@ def conv_base_identity(conv: ConvBase, extract: Extract, quantized_model: Path |
     """
     identity = {
         "name": str(conv.name).replace("_", "").lower(),  # as conv_base_module matches it
-        "weights": {"sha256": file_digest(conv.local_weights)} if conv.local_weights else conv.weights,
+        "weights": {"sha256": file_sha256(conv.local_weights)} if conv.local_weights else conv.weights,
         "seed": conv.seed if conv.weights is None else None,
         "input_size": conv.input_size,
         "engine": extract.engine,
@@ -148,7 +143,7 @@ def conv_base_identity(conv: ConvBase, extract: Extract, quantized_model: Path |
         xml = Path(quantized_model)
         if not (xml.is_file() and xml.with_suffix(".bin").is_file()):
             raise no_int8_model(xml)
-        identity["int8_model"] = {"xml": file_digest(xml), "bin": file_digest(xml.with_suffix(".bin"))}
+        identity["int8_model"] = {"xml": file_sha256(xml), "bin": file_sha256(xml.with_suffix(".bin"))}
     return identity
 
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from dogs_vs_cats.conv_base import build_conv_base
 from dogs_vs_cats.core.atomic import atomic_path, json_text
+from dogs_vs_cats.core.digest import file_sha256
 from dogs_vs_cats.engines import openvino_model, quantize, save_openvino
-from dogs_vs_cats.feature_store import code_digest, conv_base_identity, file_digest
+from dogs_vs_cats.feature_store import code_digest, conv_base_identity
 from dogs_vs_cats.images import image_dataset
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def write_int8_conv_base(conv: ConvBase, extract: Extract, photos: Sequence[Path
     (quantize.images); write folder/conv_base.xml (.bin beside it) and folder/calibration.json,
     unless the int8 model there was made the same way from photos that are all still among `photos`.
     """
-    by_digest = {file_digest(path): path for path in photos}
+    by_digest = {file_sha256(path): path for path in photos}
     made_by = {"conv_base": conv_base_identity(conv, extract), "images": count,
                "code": code_digest(("quantization.py",))}
     calibration = folder / CALIBRATION_NAME

@@ -19,10 +19,11 @@ from pathlib import Path
 
 from dogs_vs_cats.conv_base import check_weights_file
 from dogs_vs_cats.core.classes import list_images, read_classes
+from dogs_vs_cats.core.digest import file_sha256
 from dogs_vs_cats.core.errors import UserError, run_stage
 from dogs_vs_cats.core.layout import FEATURES_DIR, QUANTIZED_MODEL, SPLIT_DIR, SUBSETS
 from dogs_vs_cats.core.params import ConvBase, Extract, load_params
-from dogs_vs_cats.feature_store import FeatureStore, conv_base_identity, file_digest
+from dogs_vs_cats.feature_store import FeatureStore, conv_base_identity
 from dogs_vs_cats.features import write_features
 from dogs_vs_cats.runners import Runner, runner_from_environment
 
@@ -39,7 +40,7 @@ def main():
     runner = runner_from_environment()
     files, labels = list_images(SPLIT_DIR / subset, read_classes())
     store = FeatureStore(conv_base_identity(conv, extract, QUANTIZED_MODEL))
-    photos = [file_digest(path) for path in files]
+    photos = [file_sha256(path) for path in files]
     missing = store.missing(photos)
     print(f"{subset}: {len(files)} images, {len(files) - len(missing)} taken from the feature store "
           f"({store.folder}), {len(missing)} to compute")
