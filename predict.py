@@ -1,6 +1,7 @@
 """Classify images with the exported model (models/classifier.keras), which holds its class names.
 
     python predict.py photo.jpg more_photos/ [--output predictions.csv [--all-probabilities]]
+    python predict.py --explain photo.jpg      # and heatmaps/photo.jpg: what the model saw (Grad-CAM)
 
 Prints one line per image: path, TAB, class, TAB, a probability with 4 decimals: for two classes
 that of the second (P(dog) for cat and dog), for more that of the predicted class. Files that are
@@ -9,6 +10,10 @@ all could be classified.
 
 Images are decoded and resized to the model's input size in a tf.data pipeline, in parallel and
 ahead of the model, which then classifies a batch at a time in one compiled call.
+
+With --explain, each classified image also gets its Grad-CAM heatmap laid over it, written to
+--heatmaps (heatmaps/ by default) as <name>.jpg (<name>-2.jpg and so on when names repeat), and its
+path is the "heatmap" column (or key) of --output (dogs_vs_cats/heatmaps.py).
 """
 
 import argparse
@@ -24,6 +29,7 @@ from dogs_vs_cats.core.layout import CLASSIFIER_FILE
 
 OUTPUT_FORMATS = (".csv", ".json")
 BATCH_SIZE = 32
+HEATMAPS_DIR = Path("heatmaps")
 
 
 def parse_args(argv=None):
@@ -45,6 +51,11 @@ def parse_args(argv=None):
                         help=f"the exported classifier (default: {CLASSIFIER_FILE})")
     parser.add_argument("--batch-size", metavar="N", type=int, default=BATCH_SIZE,
                         help=f"images per model call (default: {BATCH_SIZE})")
+    parser.add_argument("--explain", action="store_true",
+                        help="also draw what the model saw in each image (a Grad-CAM heatmap over it) "
+                             "into --heatmaps")
+    parser.add_argument("--heatmaps", metavar="DIR", type=Path, default=HEATMAPS_DIR,
+                        help=f"where --explain writes <image name>.jpg (default: {HEATMAPS_DIR}/)")
     args = parser.parse_args(argv)
     if args.output and args.output.suffix.lower() not in OUTPUT_FORMATS:
         parser.error(f"--output must end in {' or '.join(OUTPUT_FORMATS)}, got {args.output}")
@@ -104,6 +115,42 @@ def result_row(path, outputs, classes, all_probabilities=False):
     return row
 
 
+def heatmap_paths(results, folder):
+    """A JPEG in `folder` for each result, named after its image: <name>.jpg, <name>-2.jpg when a name
+    comes again (two folders may hold photo.jpg)."""
+    paths, taken = [], set()
+    for row in results:
+        stem, number = Path(row["file"]).stem, 1
+        while (name := stem if number == 1 else f"{stem}-{number}") in taken:
+            number += 1
+        taken.add(name)
+        paths.append(folder / f"{name}.jpg")
+    return paths
+
+
+def explain(model, results, folder, batch_size):
+    """Draw each result's image under its Grad-CAM heatmap, with its class and probability, into
+    `folder`, and put each file's path in its row as "heatmap"."""
+    from dogs_vs_cats.figures import draw_gallery
+    from dogs_vs_cats.heatmaps import Explainer
+    from dogs_vs_cats.images import read_image
+
+    explainer = Explainer(model)
+    folder.mkdir(parents=True, exist_ok=True)
+    for row, path in zip(results, heatmap_paths(results, folder), strict=True):
+        row["heatmap"] = str(path)
+    for start in range(0, len(results), batch_size):
+        rows = results[start:start + batch_size]
+        photos = [read_image(row["file"])[0].numpy() for row in rows]  # classify read them: they decode
+        heatmaps, outputs = explainer(photos)
+        for row, photo, heatmap, probabilities in zip(rows, photos, heatmaps, class_probabilities(outputs),
+                                                      strict=True):
+            label = row["label"]
+            heading = f"{label}, P({label}) = {probabilities[explainer.classes.index(label)]:.4f}"
+            draw_gallery(Path(row["heatmap"]), [(photo, heading, heatmap)], title=Path(row["file"]).name,
+                         empty="", cell_inches=6)
+
+
 def write_output(path, results):
     """Write the results as CSV or JSON, by the suffix of `path`, atomically."""
     with atomic_path(path) as tmp:
@@ -152,6 +199,9 @@ def main(argv=None):
         found = f"all {len(files)} file(s) were skipped (see above)" if files else "the paths hold no file"
         raise UserError(f"error: no image could be classified: {found}. Fix: pass image files (JPEG, PNG, "
                         "GIF or BMP) or folders that hold some")
+    if args.explain:
+        explain(model, results, args.heatmaps, args.batch_size)
+        print(f"wrote {len(results)} heatmap(s) to {args.heatmaps}/", file=sys.stderr)
     if args.output:
         write_output(args.output, results)
         print(f"wrote {len(results)} result(s) to {args.output}", file=sys.stderr)

@@ -12,7 +12,9 @@
     model           the dense head, its training, the exported classifier
     keras_private   the fused RMSprop: the one module that reads Keras's private names, checked at import
     evaluation      metrics.json and the per-image test predictions
-    figures         the training curves, ROC and precision-recall points, the misclassified gallery
+    figures         the training curves, ROC and precision-recall points, galleries of photos
+    heatmaps        what the classifier saw: Grad-CAM heatmaps (the heatmaps stage, predict.py --explain)
+    label_issues    which labels look wrong: out-of-sample probabilities, confident learning (cleanlab)
     page            the page of `dvc plots show`, with the Vega libraries inlined (the page stage)
     opt_in          the switch of augment and finetune (finetune.enabled): off, a note and no TensorFlow
     end_to_end      training conv base and head on images (augment); finetuning: unfreezing (finetune)

@@ -14,6 +14,8 @@ folder (AUGMENTED_DIR, FINETUNED_DIR), what `train` writes, by the same names:
   results/predictions.json    one row per test image: file, actual, predicted, probability
   results/metrics.json        loss and accuracy on train, validation and test; on test also ROC AUC,
                               confusion and each class's precision and recall
+  results/heatmaps.jpg        what the model saw in its misclassified test images (Grad-CAM), as
+                              plots/heatmaps.jpg
   dvc.yaml                    metrics.json as a metric and the plots of these files (as DVCLive
                               writes its own): defined only once the files exist, so that while the
                               stage is off `dvc metrics show` and `dvc plots show` have nothing to warn about
@@ -35,6 +37,7 @@ from dogs_vs_cats.core.classes import list_images, read_classes
 from dogs_vs_cats.core.layout import (
     AUGMENTED_DIR,
     CLASSIFIER_FILE,
+    HEATMAPS_FILE,
     LIVE_DIR,
     METRICS_FILE,
     MODEL_DIR,
@@ -46,6 +49,7 @@ from dogs_vs_cats.core.layout import (
 from dogs_vs_cats.core.params import Finetune, Params
 from dogs_vs_cats.core.runtime import keras, seed_everything
 from dogs_vs_cats.evaluation import evaluate, export, history_callback
+from dogs_vs_cats.heatmaps import Explainer, draw_heatmaps
 from dogs_vs_cats.images import image_dataset
 from dogs_vs_cats.model import build_classifier, build_head, loss_for, preprocess_layer
 
@@ -117,6 +121,7 @@ def results_definition(curves: str, confusion: str) -> dict:
     plots.append({f"Confusion matrix {confusion}": {
         "template": "confusion", "x": "actual", "y": {f"{RESULTS_DIR}/{PREDICTIONS_FILE.name}": "predicted"},
         "x_label": "Actual", "y_label": "Predicted"}})
+    plots.append(f"{RESULTS_DIR}/{HEATMAPS_FILE.name}")
     return {"metrics": [f"{RESULTS_DIR}/{METRICS_FILE.name}"], "plots": plots}
 
 
@@ -134,6 +139,7 @@ def evaluate_and_export(model: keras.Model, classifier: keras.Model, size: int, 
     results = out_dir / RESULTS_DIR
     export(classifier, out_dir / MODEL_DIR / CLASSIFIER_FILE.name, metrics, results / METRICS_FILE.name,
            predictions, results / PREDICTIONS_FILE.name)
+    draw_heatmaps(Explainer(classifier), predictions, results / HEATMAPS_FILE.name)
     with atomic_path(out_dir / "dvc.yaml") as tmp:
         tmp.write_text(yaml.safe_dump(results_definition(*plot_titles), sort_keys=False))
     print(f"time: evaluation and export in {time.perf_counter() - start:.1f} s")

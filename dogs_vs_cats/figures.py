@@ -1,11 +1,12 @@
-"""Drawing the training curves and the test-set evaluation (the plots stage).
+"""Drawing the training curves and the test-set evaluation (the plots stage), and galleries of photos.
 
 plots/accuracy.png:         training and validation accuracy per epoch (the recipe's figure)
 plots/loss.png:             training and validation loss per epoch (the recipe's figure)
-plots/misclassified.jpg:    the test images the model got wrong most confidently (photos: JPEG, ~10x
-                            smaller than PNG in git)
 eval/roc.json:              ROC curve points (fpr, tpr), for `dvc plots`
 eval/precision_recall.json: precision-recall curve points (recall, precision), for `dvc plots`
+
+Galleries (draw_gallery: the heatmaps and label-issues stages) are JPEG: photos, ~10x smaller than
+PNG in git.
 
 Both curves take the second class as positive for two classes (dog, as in the recipe); for more,
 they are one-vs-rest and micro-averaged: every (image, class) pair counts once, scored by the
@@ -19,28 +20,27 @@ import math
 from typing import TYPE_CHECKING
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from dogs_vs_cats.core.atomic import atomic_path, write_json  # noqa: E402
 from dogs_vs_cats.core.layout import (  # noqa: E402
-    GALLERY_FILE,
     LIVE_DIR,
     PLOTS_DIR,
     PRECISION_RECALL_FILE,
     ROC_FILE,
 )
-from dogs_vs_cats.images import read_image  # noqa: E402
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 HISTORY_DIR = LIVE_DIR / "plots" / "metrics"
-GALLERY_SIZE = 8  # most confident mistakes shown
 GALLERY_COLUMNS = 4
 
 
@@ -102,29 +102,44 @@ def confidence(row: dict, classes: Sequence[str]) -> float:
     return row["probability"]
 
 
-def draw_misclassified(predictions: list[dict], classes: Sequence[str]) -> int:
-    """A gallery of the misclassified test images, the most confidently wrong first."""
-    mistakes = sorted((row for row in predictions if row["predicted"] != row["actual"]),
-                      key=lambda row: confidence(row, classes), reverse=True)
-    shown = mistakes[:GALLERY_SIZE]
-    if not shown:
-        figure, axes = plt.subplots(figsize=(6, 2))
-        axes.text(0.5, 0.5, "No misclassified test images", ha="center", va="center", fontsize=14)
-        axes.axis("off")
-        save(figure, GALLERY_FILE)
-        return 0
+def read_photo(path: str | Path) -> np.ndarray:
+    """A photo of data/split/ as an RGB uint8 array (split kept only photos that decode), through
+    Pillow: drawing a gallery needs no TensorFlow."""
+    from PIL import Image
 
-    rows = math.ceil(len(shown) / GALLERY_COLUMNS)
-    columns = min(len(shown), GALLERY_COLUMNS)
-    figure, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3.3 * rows + 0.5), squeeze=False)
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def draw_photo(ax: Axes, photo: np.ndarray, heading: str, heatmap: np.ndarray | None = None) -> None:
+    """A photo with a heading and, given a heatmap (values in [0, 1] on any grid), the heatmap
+    stretched over the whole photo, as the classifier stretches the photo to its square input."""
+    ax.imshow(photo)
+    if heatmap is not None:
+        height, width = photo.shape[:2]
+        ax.imshow(heatmap, cmap="jet", alpha=0.4, vmin=0, vmax=1, interpolation="bilinear",
+                  extent=(0, width, height, 0))
+    ax.set_title(heading, fontsize=10)
+    ax.axis("off")
+
+
+def draw_gallery(path: Path, cells: Sequence[tuple[np.ndarray, str, np.ndarray | None]], title: str,
+                 empty: str, cell_inches: float = 3) -> None:
+    """Photos in a grid of GALLERY_COLUMNS, each (photo, heading, heatmap or None) in a cell
+    `cell_inches` wide, under a title; with no photo, a figure that says `empty`."""
+    if not cells:
+        figure, axes = plt.subplots(figsize=(6, 2))
+        axes.text(0.5, 0.5, empty, ha="center", va="center", fontsize=14)
+        axes.axis("off")
+        save(figure, path)
+        return
+    rows, columns = math.ceil(len(cells) / GALLERY_COLUMNS), min(len(cells), GALLERY_COLUMNS)
+    size = (cell_inches * columns, (cell_inches + 0.6) * rows + 0.6)  # 0.6 inch: two lines of heading
+    figure, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    for ax, row in zip(axes.flat, shown, strict=False):
-        image, _ = read_image(row["file"])  # split kept only images this reads
-        ax.imshow(image.numpy())
-        ax.set_title(f"{row['actual']} taken for {row['predicted']}\n"
-                     f"P({row['predicted']}) = {confidence(row, classes):.4f}", fontsize=10)
-    figure.suptitle(f"Most confidently misclassified test images ({len(shown)} of {len(mistakes)})")
+    for ax, cell in zip(axes.flat, cells, strict=False):
+        draw_photo(ax, *cell)
+    figure.suptitle(title)
     figure.tight_layout()
-    save(figure, GALLERY_FILE)
-    return len(mistakes)
+    save(figure, path)

@@ -1,8 +1,8 @@
 """Draw the training curves and the test-set evaluation: python -m stages.plots
 
-Writes plots/accuracy.png and plots/loss.png (the recipe's figures, from DVCLive's history),
-plots/misclassified.jpg (the most confidently wrong test images) and the ROC and precision-recall
-points in eval/ for `dvc plots` (dogs_vs_cats/figures.py).
+Writes plots/accuracy.png and plots/loss.png (the recipe's figures, from DVCLive's history) and the
+ROC and precision-recall points in eval/ for `dvc plots` (dogs_vs_cats/figures.py). The misclassified
+test photos are in plots/heatmaps.jpg (the heatmaps stage), with what the classifier saw in them.
 """
 
 import json
@@ -10,13 +10,12 @@ import json
 from dogs_vs_cats.core.classes import read_classes
 from dogs_vs_cats.core.errors import run_stage
 from dogs_vs_cats.core.layout import (
-    GALLERY_FILE,
     PLOTS_DIR,
     PRECISION_RECALL_FILE,
     PREDICTIONS_FILE,
     ROC_FILE,
 )
-from dogs_vs_cats.figures import draw, draw_misclassified, write_curves
+from dogs_vs_cats.figures import draw, write_curves
 
 
 def main():
@@ -24,9 +23,7 @@ def main():
     draw("loss", "Training and validation loss")
     predictions, classes = json.loads(PREDICTIONS_FILE.read_text()), read_classes()
     write_curves(predictions, classes)
-    mistakes = draw_misclassified(predictions, classes)
-    print(f"wrote {PLOTS_DIR}/accuracy.png, {PLOTS_DIR}/loss.png, {GALLERY_FILE} "
-          f"({mistakes} misclassified), {ROC_FILE} and {PRECISION_RECALL_FILE}")
+    print(f"wrote {PLOTS_DIR}/accuracy.png, {PLOTS_DIR}/loss.png, {ROC_FILE} and {PRECISION_RECALL_FILE}")
 
 
 if __name__ == "__main__":

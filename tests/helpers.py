@@ -232,3 +232,10 @@ def write_bad_files(raw):
     put("Thumbs.db", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(1000), NO_CLASS)
     put("bird.jpg", jpeg_bytes(image_array("cat", 1)), NO_CLASS)  # not <class>.<n>.jpg
     return expected
+
+
+def readme_blocks(heading):
+    """The bash blocks of README.md's section `heading`, each as its lines with comments removed."""
+    section = (REPO / "README.md").read_text().split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.DOTALL)
+    return [[line.split("  #")[0].strip() for line in block.splitlines() if line.strip()] for block in blocks]

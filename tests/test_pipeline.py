@@ -37,7 +37,8 @@ UPSTREAM = {"split", "quantize", "extract@train", "extract@validation", "extract
 
 # Outputs that must come out byte for byte the same from the same params and data.
 DETERMINISTIC = ["metrics.json", "data/features/train/features.npy", "data/features/test/features.npy",
-                 "plots/accuracy.png", "plots/loss.png"]
+                 "plots/accuracy.png", "plots/loss.png", "plots/heatmaps.jpg", "eval/label_issues.json",
+                 "eval/label_quality.json", "plots/label_issues.jpg"]
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,14 @@ def test_first_repro_runs_every_stage_and_writes_every_output(pipeline):
     for name in ("accuracy", "loss"):
         with Image.open(project / "plots" / f"{name}.png") as image:
             assert image.format == "PNG" and image.width > 100
+    assert ran.index("train") < ran.index("heatmaps")
+    assert ran.index("extract@test") < ran.index("label_issues")
+    with Image.open(project / "plots/heatmaps.jpg") as image:  # 4 test photos: mistakes or doubts
+        assert image.format == "JPEG" and image.width > 300
+    quality = json.loads((project / "eval/label_quality.json").read_text())
+    issues = json.loads((project / "eval/label_issues.json").read_text())
+    assert quality["photos"] == 14 and quality["label_issues"] == len(issues)
+    assert all(row["given"] != row["suggested"] and row["file"].startswith("data/split/") for row in issues)
 
     # Every stage ran, the switched-off augment and finetune and the download with nothing to fetch too.
     assert {"download", "augment", "finetune"} <= set(ran)
@@ -106,7 +115,8 @@ def test_learning_rate_change_reruns_train_and_plots_only(pipeline):
     project, _, _ = pipeline
     update_params(project, {"train": {"learning_rate": 5.0e-4}})
     ran = repro(project)
-    assert "train" in ran and "plots" in ran
+    assert "train" in ran and "plots" in ran and "heatmaps" in ran
+    assert "label_issues" not in ran, "the label issues never read the trained head"
     assert not UPSTREAM & set(ran), f"features must not be recomputed for a head parameter: {ran}"
     assert "check" in ran and "check_model" not in ran  # no TensorFlow start-up to check a head parameter
 

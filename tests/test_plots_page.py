@@ -6,13 +6,14 @@ as a user would before `dvc plots diff`. The finetune pipeline never runs here.
 """
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 import yaml
 
-from browser import chart_id, needs_browser, rendered_charts
+from browser import chart_id, dump_dom, needs_browser, rendered_charts
 from helpers import (
     REPO,
     TEST_PARAMS,
@@ -85,6 +86,16 @@ def test_every_chart_renders_offline(project, tmp_path, command):
     plots(project, *command, "-o", str(tmp_path))
     drawn = rendered_charts(tmp_path / "index.html")
     assert drawn == {chart: True for chart in vega_charts()}
+
+
+@needs_browser
+def test_the_page_shows_what_the_model_saw_and_the_labels_that_look_wrong(project, tmp_path):
+    """The two galleries are images on the page, beside the charts: DVC copies each into static/."""
+    plots(project, "show", "-o", str(tmp_path))
+    shown = re.findall(r'<img src="([^"]+)"', dump_dom(tmp_path / "index.html"))
+    for name in ("heatmaps.jpg", "label_issues.jpg"):
+        (source,) = [src for src in shown if src.endswith(name)]
+        assert (tmp_path / source).read_bytes() == (project / "plots" / name).read_bytes()
 
 
 @needs_browser

@@ -12,7 +12,7 @@ from dogs_vs_cats.conv_base import build_conv_base
 from dogs_vs_cats.core.errors import UserError
 from dogs_vs_cats.core.params import ConvBase
 from dogs_vs_cats.model import build_classifier, build_head
-from helpers import CLASSES
+from helpers import CLASSES, readme_blocks
 
 SIZE = 32
 
@@ -129,3 +129,51 @@ def test_refuses_an_unknown_output_format(folder, capsys):
         predict.main([str(folder), "--output", "predictions.txt"])
     assert exit_info.value.code == 2
     assert ".csv or .json" in capsys.readouterr().err
+
+
+def test_explain_draws_each_classified_image_under_its_heatmap(model_file, folder, tmp_path, capsys):
+    """One JPEG per classified image, named after it (a repeated name numbered), in --heatmaps, and
+    its path in --output; skipped files get none."""
+    (folder / "again").mkdir()
+    (folder / "again" / "a.jpg").write_bytes((folder / "a.jpg").read_bytes())
+    heatmaps, output = tmp_path / "seen", tmp_path / "predictions.csv"
+    out, err = run(capsys, folder / "a.jpg", folder / "notes.jpg", folder / "again", "--model", model_file,
+                   "--explain", "--heatmaps", heatmaps, "--output", output)
+
+    assert [line.split("\t")[0] for line in out] == [str(folder / "a.jpg"), str(folder / "again" / "a.jpg")]
+    assert sorted(path.name for path in heatmaps.iterdir()) == ["a-2.jpg", "a.jpg"]
+    with open(output, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["heatmap"] for row in rows] == [str(heatmaps / "a.jpg"), str(heatmaps / "a-2.jpg")]
+    for path in heatmaps.iterdir():
+        with Image.open(path) as image:
+            assert image.format == "JPEG" and image.width >= 300
+    assert f"wrote 2 heatmap(s) to {heatmaps}/" in err
+
+
+def test_without_explain_nothing_is_drawn(model_file, folder, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run(capsys, folder / "a.jpg", "--model", model_file)
+    assert not (tmp_path / "heatmaps").exists()
+
+
+@pytest.mark.slow
+def test_readmes_predict_commands_run_as_written(model_file, tmp_path):
+    """README's "## Predict" block, line by line, with the default --model (models/classifier.keras)."""
+    import shutil
+    import subprocess
+    import sys
+
+    (tmp_path / "models").mkdir()
+    shutil.copy(model_file, tmp_path / "models" / "classifier.keras")
+    (tmp_path / "more_photos").mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("photo.jpg", "more_photos/a.jpg"):
+        Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8)).save(tmp_path / name)
+    for line in readme_blocks("## Predict")[0]:
+        result = subprocess.run(line.replace("python predict.py", f"{sys.executable} {predict.__file__}"),
+                                shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, (line, result.stderr)
+    assert len((tmp_path / "predictions.csv").read_text().splitlines()) == 3
+    with Image.open(tmp_path / "heatmaps" / "photo.jpg") as image:
+        assert image.format == "JPEG"

@@ -19,11 +19,11 @@ import pytest
 import yaml
 
 from helpers import (
-    REPO,
     TEST_PARAMS,
     copy_project,
     init_repository,
     make_raw,
+    readme_blocks,
     run,
     subprocess_env,
     update_params,
@@ -34,13 +34,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 WEIGHTS = "base.weights.h5"
 GRID = ("'train.learning_rate=1e-5,5e-5,1e-4'", "'train.learning_rate=3e-3,1e-2'")  # README's, trimmed
 UPSTREAM = ("download", "split", "quantize", "extract@")  # what no head parameter may rerun
-
-
-def readme_blocks(heading):
-    """The bash blocks of README.md's section `heading`, each as its lines with comments removed."""
-    section = (REPO / "README.md").read_text().split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```bash\n(.*?)```", section, re.DOTALL)
-    return [[line.split("  #")[0].strip() for line in block.splitlines() if line.strip()] for block in blocks]
 
 
 def shell(directory, command):

@@ -32,7 +32,10 @@ PREDICTIONS_FILE = EVAL_DIR / "predictions.json"  # train: one row per test imag
 ROC_FILE = EVAL_DIR / "roc.json"                  # plots
 PRECISION_RECALL_FILE = EVAL_DIR / "precision_recall.json"  # plots
 PLOTS_DIR = Path("plots")                         # plots: {accuracy,loss}.png, the recipe's curves
-GALLERY_FILE = PLOTS_DIR / "misclassified.jpg"    # plots: the most confidently wrong test images
+HEATMAPS_FILE = PLOTS_DIR / "heatmaps.jpg"        # heatmaps: what the classifier saw in some test images
+LABEL_ISSUES_FILE = EVAL_DIR / "label_issues.json"  # label_issues: the photos whose label looks wrong
+LABEL_QUALITY_FILE = EVAL_DIR / "label_quality.json"  # label_issues: how many, a metric
+LABEL_ISSUES_GALLERY = PLOTS_DIR / "label_issues.jpg"  # label_issues: the most doubtful of them
 PAGE_TEMPLATE = PLOTS_DIR / "page_template.html"  # page: the offline page of `dvc plots show` (.dvc/config)
 
 # The end-to-end stages, augment and finetune (finetune.enabled): each writes under its own folder
