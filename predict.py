@@ -63,6 +63,10 @@ def parse_args(argv=None):
         parser.error("--all-probabilities needs --output FILE (.csv or .json)")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.heatmaps != HEATMAPS_DIR and not args.explain:
+        parser.error("--heatmaps DIR needs --explain, which draws them")
+    if args.explain and args.heatmaps.exists() and not args.heatmaps.is_dir():
+        parser.error(f"--heatmaps must be a folder, and {args.heatmaps} is a file")
     return args
 
 
@@ -117,13 +121,14 @@ def result_row(path, outputs, classes, all_probabilities=False):
 
 def heatmap_paths(results, folder):
     """A JPEG in `folder` for each result, named after its image: <name>.jpg, <name>-2.jpg when a name
-    comes again (two folders may hold photo.jpg)."""
+    comes again (two folders may hold photo.jpg; photo.png and Photo.jpg are one file on macOS and
+    Windows)."""
     paths, taken = [], set()
     for row in results:
         stem, number = Path(row["file"]).stem, 1
-        while (name := stem if number == 1 else f"{stem}-{number}") in taken:
+        while (name := stem if number == 1 else f"{stem}-{number}").casefold() in taken:
             number += 1
-        taken.add(name)
+        taken.add(name.casefold())
         paths.append(folder / f"{name}.jpg")
     return paths
 
@@ -133,7 +138,7 @@ def explain(model, results, folder, batch_size):
     `folder`, and put each file's path in its row as "heatmap"."""
     from dogs_vs_cats.figures import draw_gallery
     from dogs_vs_cats.heatmaps import Explainer
-    from dogs_vs_cats.images import read_image
+    from dogs_vs_cats.images import read_photo
 
     explainer = Explainer(model)
     folder.mkdir(parents=True, exist_ok=True)
@@ -141,8 +146,10 @@ def explain(model, results, folder, batch_size):
         row["heatmap"] = str(path)
     for start in range(0, len(results), batch_size):
         rows = results[start:start + batch_size]
-        photos = [read_image(row["file"])[0].numpy() for row in rows]  # classify read them: they decode
-        heatmaps, outputs = explainer(photos)
+        photos = [read_photo(row["file"]) for row in rows]  # classify read them: they decode
+        # The class printed: a float32 rerun of the same model gives it, bar a tie at the threshold.
+        labels = [explainer.classes.index(row["label"]) for row in rows]
+        heatmaps, outputs = explainer(photos, labels)
         for row, photo, heatmap, probabilities in zip(rows, photos, heatmaps, class_probabilities(outputs),
                                                       strict=True):
             label = row["label"]

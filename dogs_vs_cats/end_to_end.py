@@ -14,11 +14,10 @@ folder (AUGMENTED_DIR, FINETUNED_DIR), what `train` writes, by the same names:
   results/predictions.json    one row per test image: file, actual, predicted, probability
   results/metrics.json        loss and accuracy on train, validation and test; on test also ROC AUC,
                               confusion and each class's precision and recall
-  results/heatmaps.jpg        what the model saw in its misclassified test images (Grad-CAM), as
-                              plots/heatmaps.jpg
   dvc.yaml                    metrics.json as a metric and the plots of these files (as DVCLive
                               writes its own): defined only once the files exist, so that while the
-                              stage is off `dvc metrics show` and `dvc plots show` have nothing to warn about
+                              stage is off `dvc metrics show` and `dvc plots show` have nothing to warn about;
+                              finetune's lists heatmaps/heatmaps.jpg too, which the heatmaps stage draws
 The classes are those of data/split/classes.json, with the head rule of `train` (model.build_head).
 """
 
@@ -37,7 +36,6 @@ from dogs_vs_cats.core.classes import list_images, read_classes
 from dogs_vs_cats.core.layout import (
     AUGMENTED_DIR,
     CLASSIFIER_FILE,
-    HEATMAPS_FILE,
     LIVE_DIR,
     METRICS_FILE,
     MODEL_DIR,
@@ -49,11 +47,12 @@ from dogs_vs_cats.core.layout import (
 from dogs_vs_cats.core.params import Finetune, Params
 from dogs_vs_cats.core.runtime import keras, seed_everything
 from dogs_vs_cats.evaluation import evaluate, export, history_callback
-from dogs_vs_cats.heatmaps import Explainer, draw_heatmaps
 from dogs_vs_cats.images import image_dataset
 from dogs_vs_cats.model import build_classifier, build_head, loss_for, preprocess_layer
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import tensorflow as tf
 
 
@@ -109,10 +108,10 @@ def fit(model: keras.Model, size: int, settings: Finetune, epochs: int, out_dir:
     print(f"time: {epochs} epochs in {time.perf_counter() - start:.1f} s")
 
 
-def results_definition(curves: str, confusion: str) -> dict:
+def results_definition(curves: str, confusion: str, images: Sequence[str] = ()) -> dict:
     """An end-to-end stage's dvc.yaml, paths relative to its folder: results/metrics.json as its
-    metrics; the training curves titled "<Metric> <curves>", and the test confusion matrix titled
-    "Confusion matrix <confusion>", as its plots."""
+    metrics; the training curves titled "<Metric> <curves>", the test confusion matrix titled
+    "Confusion matrix <confusion>", and `images`, as its plots."""
     history = f"{RESULTS_DIR}/{LIVE_DIR.name}/plots/metrics"
     plots = [{f"{metric.capitalize()} {curves}": {
         "template": "linear", "x": "step",
@@ -121,14 +120,15 @@ def results_definition(curves: str, confusion: str) -> dict:
     plots.append({f"Confusion matrix {confusion}": {
         "template": "confusion", "x": "actual", "y": {f"{RESULTS_DIR}/{PREDICTIONS_FILE.name}": "predicted"},
         "x_label": "Actual", "y_label": "Predicted"}})
-    plots.append(f"{RESULTS_DIR}/{HEATMAPS_FILE.name}")
+    plots.extend(images)
     return {"metrics": [f"{RESULTS_DIR}/{METRICS_FILE.name}"], "plots": plots}
 
 
 def evaluate_and_export(model: keras.Model, classifier: keras.Model, size: int, batch_size: int,
-                        out_dir: Path, plot_titles: tuple[str, str]) -> None:
+                        out_dir: Path, plot_titles: tuple[str, str], images: Sequence[str] = ()) -> None:
     """Evaluate `model` on the three subsets, then write the classifier, predictions, metrics and
-    the dvc.yaml that declares them (`plot_titles`: results_definition's curves and confusion)."""
+    the dvc.yaml that declares them (`plot_titles`: results_definition's curves and confusion;
+    `images`: its image plots, which later stages draw)."""
     start = time.perf_counter()
     datasets = {subset: subset_dataset(subset, size, batch_size)[2] for subset in ("train", "validation")}
     test_files, test_labels, datasets["test"] = subset_dataset("test", size, batch_size)
@@ -139,9 +139,8 @@ def evaluate_and_export(model: keras.Model, classifier: keras.Model, size: int, 
     results = out_dir / RESULTS_DIR
     export(classifier, out_dir / MODEL_DIR / CLASSIFIER_FILE.name, metrics, results / METRICS_FILE.name,
            predictions, results / PREDICTIONS_FILE.name)
-    draw_heatmaps(Explainer(classifier), predictions, results / HEATMAPS_FILE.name)
     with atomic_path(out_dir / "dvc.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump(results_definition(*plot_titles), sort_keys=False))
+        tmp.write_text(yaml.safe_dump(results_definition(*plot_titles, images), sort_keys=False))
     print(f"time: evaluation and export in {time.perf_counter() - start:.1f} s")
 
 

@@ -102,15 +102,6 @@ def confidence(row: dict, classes: Sequence[str]) -> float:
     return row["probability"]
 
 
-def read_photo(path: str | Path) -> np.ndarray:
-    """A photo of data/split/ as an RGB uint8 array (split kept only photos that decode), through
-    Pillow: drawing a gallery needs no TensorFlow."""
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
-
-
 def draw_photo(ax: Axes, photo: np.ndarray, heading: str, heatmap: np.ndarray | None = None) -> None:
     """A photo with a heading and, given a heatmap (values in [0, 1] on any grid), the heatmap
     stretched over the whole photo, as the classifier stretches the photo to its square input."""
@@ -125,8 +116,15 @@ def draw_photo(ax: Axes, photo: np.ndarray, heading: str, heatmap: np.ndarray | 
 
 def draw_gallery(path: Path, cells: Sequence[tuple[np.ndarray, str, np.ndarray | None]], title: str,
                  empty: str, cell_inches: float = 3) -> None:
-    """Photos in a grid of GALLERY_COLUMNS, each (photo, heading, heatmap or None) in a cell
-    `cell_inches` wide, under a title; with no photo, a figure that says `empty`."""
+    """Photos in a grid of GALLERY_COLUMNS under a title, written atomically (JPEG or PNG by the suffix).
+
+    Args:
+        path: the figure's file.
+        cells: (photo, heading, heatmap or None) each: an RGB array, up to two lines, draw_photo's heatmap.
+        title: above the grid.
+        empty: what the figure says when there is no photo.
+        cell_inches: the width of a cell.
+    """
     if not cells:
         figure, axes = plt.subplots(figsize=(6, 2))
         axes.text(0.5, 0.5, empty, ha="center", va="center", fontsize=14)

@@ -12,7 +12,13 @@ from __future__ import annotations
 import difflib
 
 from dogs_vs_cats.conv_base import weightless_conv_base
-from dogs_vs_cats.core.layout import AUGMENTED_DIR, CLASSIFIER_FILE, FINETUNED_DIR, MODEL_DIR
+from dogs_vs_cats.core.layout import (
+    AUGMENTED_DIR,
+    CLASSIFIER_FILE,
+    FINETUNED_DIR,
+    FINETUNED_HEATMAPS,
+    MODEL_DIR,
+)
 from dogs_vs_cats.core.params import TOP_BLOCK, ParamError, Params
 from dogs_vs_cats.core.runtime import keras, seed_everything
 from dogs_vs_cats.end_to_end import augmentation, end_to_end_model, evaluate_and_export, fit
@@ -112,4 +118,5 @@ def fine_tune(params: Params) -> None:
     fit(model, size, settings, settings.epochs, FINETUNED_DIR)
     conv_base.trainable = False  # exported as models/classifier.keras is: a frozen conv base
     evaluate_and_export(model, classifier, size, settings.batch_size, FINETUNED_DIR,
-                        plot_titles=("while fine-tuning", "(test, fine-tuned)"))
+                        plot_titles=("while fine-tuning", "(test, fine-tuned)"),
+                        images=[FINETUNED_HEATMAPS.relative_to(FINETUNED_DIR).as_posix()])

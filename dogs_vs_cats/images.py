@@ -99,6 +99,15 @@ def read_image(path: str | Path) -> tuple[tf.Tensor | None, str | None]:
     return judge_image(data)
 
 
+def read_photo(path: str | Path) -> np.ndarray:
+    """A photo of data/split/ as an RGB uint8 array, decoded as extract decodes it; an UnreadablePhoto
+    if it no longer decodes (changed since split judged it)."""
+    image, problem = read_image(path)
+    if problem:
+        raise UnreadablePhoto(path, problem)
+    return image.numpy()
+
+
 def first_unusable(files: Iterable[str | Path]) -> tuple[str | Path, str] | None:
     """(path, why) for the first of `files` that read_image judges unusable; None if all are usable."""
     for path in files:

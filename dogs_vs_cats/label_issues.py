@@ -43,20 +43,31 @@ def pooled_features(subset_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str]
     rows = NpyRows(subset_dir / "features.npy")
     count, positions = rows.shape[0], tuple(range(1, len(rows.shape) - 1))
     pooled = np.empty((count, rows.shape[-1]), np.float32)
-    for start in range(0, count, CHUNK_ROWS):
-        chunk = np.arange(start, min(start + CHUNK_ROWS, count))
-        pooled[chunk] = rows[chunk].mean(axis=positions, dtype=np.float64)
+    try:
+        for start in range(0, count, CHUNK_ROWS):
+            chunk = np.arange(start, min(start + CHUNK_ROWS, count))
+            pooled[chunk] = rows[chunk].mean(axis=positions, dtype=np.float64)
+    finally:
+        rows.file.close()
     labels = np.load(subset_dir / "labels.npy").astype(int)
     files = [str(SPLIT_DIR / name) for name in (subset_dir / "files.txt").read_text().splitlines()]
     return pooled, labels, files
 
 
 def out_of_sample_probabilities(features: np.ndarray, labels: np.ndarray, class_count: int) -> np.ndarray:
-    """Each photo's class probabilities from a linear head that never saw it, (N, class_count).
+    """Each photo's class probabilities from a linear head that never saw it.
 
     Stratified folds (FOLDS, or fewer when a class has fewer photos), each scored by a standardised
     logistic regression trained on the others. Deterministic: the folds are seeded (FOLD_SEED) and
     the solver (L-BFGS) is.
+
+    Args:
+        features: (N, channels), pooled_features of every subset.
+        labels: each photo's given label, an index into the classes.
+        class_count: the number of classes.
+
+    Returns:
+        (N, class_count) probabilities.
 
     Raises:
         ValueError: a class with fewer than two photos (no fold could both train and score it).
@@ -90,7 +101,10 @@ def rank_label_issues(files: Sequence[str], labels: np.ndarray, probabilities: n
     """
     from cleanlab.filter import find_label_issues
 
-    ranked = find_label_issues(labels, probabilities, return_indices_ranked_by="self_confidence", n_jobs=1)
+    flagged = find_label_issues(labels, probabilities, n_jobs=1)  # confident learning's count and choice
+    scores = probabilities[np.arange(len(labels)), labels]
+    # Ranked by self-confidence, as cleanlab ranks them, ties by file: the same order on every run.
+    ranked = sorted(np.flatnonzero(flagged), key=lambda i: (scores[i], files[i]))
     return [{"file": files[i], "given": classes[labels[i]],
              "suggested": classes[int(np.argmax(probabilities[i]))],
-             "score": round(float(probabilities[i, labels[i]]), 6)} for i in ranked]
+             "score": round(float(scores[i]), 6)} for i in ranked]

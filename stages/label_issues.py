@@ -10,6 +10,8 @@ Every photo of data/split scored by a head that never saw it, then ranked by con
 Fix the photos' folder (move or remove a photo) and `dvc repro`.
 """
 
+from pathlib import Path
+
 import numpy as np
 
 from dogs_vs_cats.core.atomic import write_json
@@ -22,7 +24,8 @@ from dogs_vs_cats.core.layout import (
     LABEL_QUALITY_FILE,
     SUBSETS,
 )
-from dogs_vs_cats.figures import draw_gallery, read_photo
+from dogs_vs_cats.figures import draw_gallery
+from dogs_vs_cats.images import read_photo
 from dogs_vs_cats.label_issues import out_of_sample_probabilities, pooled_features, rank_label_issues
 
 SHOWN = 8  # photos in the gallery
@@ -41,7 +44,7 @@ def main():
                                     "out_of_sample_accuracy": round(float(np.mean(
                                         probabilities.argmax(axis=1) == labels)), 4)})
     draw_gallery(LABEL_ISSUES_GALLERY,
-                 [(read_photo(row["file"]), f"{row['file'].split('/')[-1]}: labelled {row['given']}\n"
+                 [(read_photo(row["file"]), f"{Path(row['file']).name}: labelled {row['given']}\n"
                    f"looks {row['suggested']}, P({row['given']}) = {row['score']:.4f}", None)
                   for row in issues[:SHOWN]],
                  f"Labels that look wrong: the {min(SHOWN, len(issues))} most doubtful of {len(issues)} "

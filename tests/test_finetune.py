@@ -229,7 +229,6 @@ def test_the_stages_write_models_metrics_predictions_and_history(project, classe
         assert sum(count if units == 1 else sum(count.values()) for count in counts) == 2 * len(classes)
         rows = (out_dir / RESULTS_DIR / "dvclive/plots/metrics/eval/accuracy.tsv").read_text().splitlines()
         assert len(rows) == 1 + 1  # header + one epoch
-        assert (out_dir / RESULTS_DIR / "heatmaps.jpg").stat().st_size > 10_000  # what the model saw
         classifier = keras.models.load_model(out_dir / MODEL_FILE)
         assert [layer.name for layer in classifier.layers[1:3]] == ["resize", "preprocess"]
         assert classifier.input_shape == (None, None, None, 3)

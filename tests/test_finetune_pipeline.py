@@ -127,8 +127,9 @@ def test_its_plots_are_committed_with_it_and_its_model_is_registered_by_name(pip
         assert definitions["metrics"] == ["results/metrics.json"]
         titles = [title for plot in definitions["plots"] if isinstance(plot, dict) for title in plot]
         assert len(titles) == 3 and titles[-1].startswith("Confusion matrix"), titles
-        assert definitions["plots"][-1] == "results/heatmaps.jpg"  # the image: what the model saw
-        assert (project / "finetune" / folder / "results/heatmaps.jpg").stat().st_size > 10_000
+    # What the fine-tuned model saw: drawn by the heatmaps stage, listed by finetune's dvc.yaml.
+    assert definitions["plots"][-1] == "heatmaps/heatmaps.jpg"
+    assert (project / "finetune/finetuned/heatmaps/heatmaps.jpg").stat().st_size > 10_000
     commit(project, "fine-tuned")
     run(project, "git", "tag", "-a", "finetuned@v1.0.0", "-m", "Registered")
     artifact = dvc.api.artifacts_show("finetuned", repo=str(project))

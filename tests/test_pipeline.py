@@ -101,6 +101,7 @@ def test_first_repro_runs_every_stage_and_writes_every_output(pipeline):
     assert ran.index("extract@test") < ran.index("label_issues")
     with Image.open(project / "plots/heatmaps.jpg") as image:  # 4 test photos: mistakes or doubts
         assert image.format == "JPEG" and image.width > 300
+    assert (project / "finetune/finetuned/heatmaps/off.txt").is_file()  # no fine-tuned model to draw
     quality = json.loads((project / "eval/label_quality.json").read_text())
     issues = json.loads((project / "eval/label_issues.json").read_text())
     assert quality["photos"] == 14 and quality["label_issues"] == len(issues)

@@ -151,10 +151,25 @@ def test_explain_draws_each_classified_image_under_its_heatmap(model_file, folde
     assert f"wrote 2 heatmap(s) to {heatmaps}/" in err
 
 
-def test_without_explain_nothing_is_drawn(model_file, folder, tmp_path, monkeypatch, capsys):
+def test_without_explain_nothing_is_drawn_and_heatmaps_alone_is_refused(model_file, folder, tmp_path,
+                                                                        monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     run(capsys, folder / "a.jpg", "--model", model_file)
     assert not (tmp_path / "heatmaps").exists()
+    with pytest.raises(SystemExit):
+        predict.main([str(folder / "a.jpg"), "--heatmaps", "elsewhere"])
+    assert "--heatmaps DIR needs --explain" in capsys.readouterr().err
+    (tmp_path / "a file").touch()
+    with pytest.raises(SystemExit):
+        predict.main([str(folder / "a.jpg"), "--explain", "--heatmaps", "a file"])
+    assert "--heatmaps must be a folder" in capsys.readouterr().err
+
+
+def test_heatmap_names_differ_in_more_than_case():
+    """photo.png and Photo.jpg would be one file on macOS and Windows."""
+    rows = [{"file": "x/Photo.jpg"}, {"file": "y/photo.png"}, {"file": "z/photo-2.jpg"}]
+    assert [path.name for path in predict.heatmap_paths(rows, predict.HEATMAPS_DIR)] == [
+        "Photo.jpg", "photo-2.jpg", "photo-2-2.jpg"]
 
 
 @pytest.mark.slow

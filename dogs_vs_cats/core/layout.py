@@ -47,3 +47,5 @@ AUGMENTED_DIR = FINETUNE_DIR / "augmented"        # augment: the head on the fro
 FINETUNED_DIR = FINETUNE_DIR / "finetuned"        # finetune: the top of the conv base unfrozen too
 MODEL_DIR, RESULTS_DIR = Path("model"), Path("results")  # in each of those folders
 OFF_NOTE = Path("off.txt")                        # in both, while finetune.enabled is false
+FINETUNED_HEATMAPS_DIR = FINETUNED_DIR / "heatmaps"  # heatmaps: the fine-tuned model's, or OFF_NOTE
+FINETUNED_HEATMAPS = FINETUNED_HEATMAPS_DIR / HEATMAPS_FILE.name
