@@ -42,7 +42,7 @@ COPIED = ["stages", "dogs_vs_cats", "dvc.yaml", "params.yaml", "requirements.txt
           ".dvcignore", ".gitignore", "weights/.gitignore"]
 MAIN_STAGES = ["page", "check", "check_model", "download", "split"]
 CONV_STAGES = ["quantize", "extract@train", "extract@validation", "extract@test", "label_issues", "train",
-               "plots", "heatmaps", "augment", "finetune"]
+               "plots", "augment", "finetune", "heatmaps"]
 EXPLAINING = ("label_issues", "heatmaps")  # what the model sees and which labels look wrong
 
 # Runs one command and prints the peak RSS of its process tree (Linux and macOS: ru_maxrss of the
