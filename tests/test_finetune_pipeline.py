@@ -33,6 +33,7 @@ ON = {"finetune": {"enabled": True}}
 # Outputs that must come out byte for byte the same from the same params and data.
 DETERMINISTIC = [f"finetune/{rung}/results/{name}" for rung in ("augmented", "finetuned")
                  for name in ("metrics.json", "predictions.json")]
+DETERMINISTIC.append("finetune/finetuned/heatmaps/heatmaps.jpg")  # the heatmaps stage's
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,8 @@ def test_metrics_and_plots_show_all_three_models(pipelines):
 def test_a_finetune_parameter_reruns_the_finetune_stage_only(pipelines):
     project, _, _ = pipelines
     update_params(project, {"finetune": {"learning_rate": 1.0e-3}})
-    assert repro(project) == ["check", FINETUNE]  # check: params.yaml changed
+    # check: params.yaml changed; heatmaps draws the new fine-tuned model (and never trains one)
+    assert repro(project) == ["check", FINETUNE, "heatmaps"]
     assert "up to date" in dvc(project, "status")
 
 
@@ -141,13 +143,14 @@ def test_switched_off_again_nothing_of_it_is_shown_and_every_command_is_clean(pi
     """Off: both stages rerun in a fraction of a second, leave notes, and DVC warns about nothing."""
     project, _, _ = pipelines
     update_params(project, {"finetune": {"enabled": False}})
-    assert repro(project) == ["check", AUGMENT, FINETUNE]
+    assert repro(project) == ["check", AUGMENT, FINETUNE, "heatmaps"]  # heatmaps: its note
     for folder in ("augmented", "finetuned"):
         assert not (project / "finetune" / folder / "dvc.yaml").exists()
+    assert [path.name for path in (project / "finetune/finetuned/heatmaps").iterdir()] == ["off.txt"]
     for command in (["status"], ["metrics", "show"], ["plots", "show", "--json"], ["checkout"]):
         result = subprocess.run([sys.executable, "-m", "dvc", *command], cwd=project, env=subprocess_env(),
                                 text=True, capture_output=True)
         assert result.returncode == 0 and not re.search(r"ERROR|WARNING", result.stderr), (command, result)
     assert "finetune/" not in dvc(project, "metrics", "show")
     update_params(project, ON)
-    assert set(repro(project)) == {"check", AUGMENT, FINETUNE}  # on again: trained again
+    assert set(repro(project)) == {"check", AUGMENT, FINETUNE, "heatmaps"}  # on again: trained again
