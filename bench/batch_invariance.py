@@ -6,8 +6,9 @@
 For VGG16 at 150 (random weights) and, given its weights, the pretrained MobileNetV2 at 160, on
 each engine and precision of this CPU (int8 calibrated on 8 of the photos): the features of the
 photos computed in batches of 32 in order, against the same photos shuffled into batches of 32, of
-7 and of 1, and a last short batch padded to 32. Prints, for each, how many photos came out with
-the same bytes and the largest difference.
+7 and of 1, and a last short batch padded to 32; on OpenVINO also several batches in flight on
+its streams (run_batches, as extract runs it), and compiled for latency (as a Ray actor runs it).
+Prints, for each, how many photos came out with the same bytes and the largest difference.
 """
 
 import argparse
@@ -18,7 +19,7 @@ import numpy as np
 
 from dogs_vs_cats.conv_base import build_conv_base
 from dogs_vs_cats.core.params import ConvBase
-from dogs_vs_cats.engines import load_engine, openvino_model, quantize, save_openvino
+from dogs_vs_cats.engines import load_engine, openvino_model, quantize, run_batches, save_openvino
 from dogs_vs_cats.images import image_dataset
 
 COMBINATIONS = [("keras", "float32"), ("keras", "bfloat16"), ("openvino", "float32"),
@@ -64,12 +65,24 @@ def main(argv=None):
             reference = in_batches(run, images, np.arange(len(files)), 32)
             print(f"{label}, {engine} {precision}{f' ({note})' if note else ''}:")
             ordered, shuffled = np.arange(len(files)), rng.permutation(len(files))
-            for name, order, size, pad in (("again, the same batches", ordered, 32, False),
-                                           ("shuffled, batches of 32", shuffled, 32, False),
-                                           ("shuffled, batches of 32, padded", shuffled, 32, True),
-                                           ("shuffled, batches of 7", shuffled, 7, False),
-                                           ("one at a time", ordered, 1, False)):
-                features = in_batches(run, images, order, size, pad)
+            runs = [("again, the same batches", ordered, 32, False),
+                    ("shuffled, batches of 32", shuffled, 32, False),
+                    ("shuffled, batches of 32, padded", shuffled, 32, True),
+                    ("shuffled, batches of 7", shuffled, 7, False),
+                    ("one at a time", ordered, 1, False)]
+            if engine == "openvino":
+                runs += [("batches of 7, several in flight", shuffled, 7, "streams"),
+                         ("LATENCY-compiled, batches of 7", shuffled, 7, "latency")]
+            for name, order, size, pad in runs:
+                if pad == "streams":
+                    batches = [images[order[start:start + size]] for start in range(0, len(order), size)]
+                    features = np.empty_like(reference)
+                    features[order] = np.concatenate(list(run_batches(run, batches)))
+                elif pad == "latency":
+                    latency, *_ = load_engine(conv, engine, precision, quantized, one_batch_at_a_time=True)
+                    features = in_batches(latency, images, order, size)
+                else:
+                    features = in_batches(run, images, order, size, pad)
                 same = sum(features[i].tobytes() == reference[i].tobytes() for i in range(len(files)))
                 print(f"    {name:34} {same}/{len(files)} the same bytes, largest difference "
                       f"{np.abs(features - reference).max():.2e}", flush=True)

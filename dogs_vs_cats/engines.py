@@ -2,7 +2,8 @@
 
 extract.engine picks the engine and extract.precision its arithmetic (core.params.Extract says
 which combinations run). Either way an engine is a function from a batch of preprocessed
-images (a tensor or an array) to its features (an array).
+images (a tensor or an array) to its features (an array); `run_batches` runs it over a stream of
+batches, OpenVINO's with several in flight at once (OpenVINOEngine.map), in their order.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dogs_vs_cats.core.runtime import tf
 from dogs_vs_cats.feature_store import cpu_flags, no_int8_model
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator
 
     import keras
     import openvino as ov
@@ -57,20 +58,67 @@ def openvino_model(conv_base: keras.Model) -> ov.Model:
         return ov.convert_model(conv_base)
 
 
-def openvino_engine(model: ov.Model | str | Path, precision: str) -> tuple[Engine, str | None]:
+class OpenVINOEngine:
+    """A conv base compiled by OpenVINO for throughput: streams that share the cores, each running
+    its own inference request.
+
+    Called on one batch, it runs it on one request and waits (the Ray actors, the benchmarks);
+    `map` keeps every stream busy with the next batches while the caller decodes more, and gives
+    the features back in the batches' order.
+    """
+
+    def __init__(self, compiled: ov.CompiledModel):
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.jobs = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+
+    def __call__(self, images: tf.Tensor | np.ndarray) -> np.ndarray:
+        return self.request.infer(np.asarray(images))[0].copy()
+
+    def map(self, batches: Iterable[tf.Tensor | np.ndarray]) -> Iterator[np.ndarray]:
+        """The features of each batch, in order, with up to `jobs` batches in flight."""
+        import openvino as ov
+
+        queue = ov.AsyncInferQueue(self.compiled, self.jobs)
+        finished: dict[int, np.ndarray] = {}  # by batch number, until their turn comes
+
+        def keep(request, number):  # on OpenVINO's thread: the output tensor is reused, so copy it
+            finished[number] = request.get_output_tensor(0).data.copy()
+
+        queue.set_callback(keep)
+        submitted = given = 0
+        for batch in batches:
+            queue.start_async(np.asarray(batch), submitted)  # waits for a free request
+            submitted += 1
+            while given in finished:
+                yield finished.pop(given)
+                given += 1
+        queue.wait_all()
+        for number in range(given, submitted):
+            yield finished.pop(number)
+
+
+def openvino_engine(model: ov.Model | str | Path, precision: str,
+                    hint: str = "THROUGHPUT") -> tuple[OpenVINOEngine, str | None]:
     """Compile an OpenVINO model (or the path of a saved one) for this CPU in `precision`.
 
-    Returns (engine, note): note says what ran instead where this CPU lacks the instructions the
-    precision needs (bfloat16 without AVX-512 BF16 or AMX runs float32; int8 without VNNI runs,
-    more slowly); None otherwise.
+    Args:
+        model: the model, or its .xml.
+        precision: extract.precision.
+        hint: OpenVINO's PERFORMANCE_HINT. THROUGHPUT: streams that share the cores, for `map`;
+            LATENCY: every core on each call, for a caller that runs one batch at a time (a Ray
+            actor). A photo's features are the same bytes either way (tests/test_feature_store.py).
+
+    Returns:
+        (engine, note): note says what ran instead where this CPU lacks the instructions the
+        precision needs (bfloat16 without AVX-512 BF16 or AMX runs float32; int8 without VNNI
+        runs, more slowly); None otherwise.
     """
     import openvino as ov
 
     compiled = ov.Core().compile_model(model, "CPU", {
         "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision],
-        # One inference at a time on all cores: batches come in order and each is computed the
-        # same way every run.
-        "PERFORMANCE_HINT": "LATENCY",
+        "PERFORMANCE_HINT": hint,
     })
     note = None
     ran = compiled.get_property("INFERENCE_PRECISION_HINT")
@@ -78,8 +126,15 @@ def openvino_engine(model: ov.Model | str | Path, precision: str) -> tuple[Engin
         note = f"this CPU has no bfloat16 instructions: OpenVINO ran {ran.get_type_name()} instead"
     if precision == "int8" and not cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"}:
         note = "this CPU has no VNNI instructions: int8 runs, but more slowly than on a CPU with them"
-    request = compiled.create_infer_request()
-    return (lambda images: request.infer(np.asarray(images))[0].copy()), note
+    return OpenVINOEngine(compiled), note
+
+
+def run_batches(engine: Engine, batches: Iterable[tf.Tensor | np.ndarray]) -> Iterator[np.ndarray]:
+    """The engine's features for each batch, in order: several in flight on OpenVINO, one at a time
+    on Keras (whose TensorFlow ops use every core on each batch already)."""
+    if isinstance(engine, OpenVINOEngine):
+        return engine.map(batches)
+    return (engine(batch) for batch in batches)
 
 
 def quantize(model: ov.Model, calibration_images: tf.data.Dataset, count: int) -> ov.Model:
@@ -106,8 +161,8 @@ def save_openvino(model: ov.Model, path: str | Path) -> None:
     ov.save_model(model, path, compress_to_fp16=False)
 
 
-def load_engine(conv: ConvBase, engine: str, precision: str,
-                quantized_model: Path = QUANTIZED_MODEL) -> tuple:
+def load_engine(conv: ConvBase, engine: str, precision: str, quantized_model: Path = QUANTIZED_MODEL,
+                one_batch_at_a_time: bool = False) -> tuple:
     """What extract runs: (engine, the conv base's preprocess_input, feature shape, note or None).
 
     For int8, the conv base is the one the quantize stage wrote, `quantized_model`: a UserError when
@@ -116,6 +171,8 @@ def load_engine(conv: ConvBase, engine: str, precision: str,
     Args:
         conv: the conv_base section; engine, precision: extract.engine and extract.precision.
         quantized_model: the int8 conv base (.xml), for int8.
+        one_batch_at_a_time: OpenVINO compiled for a caller that runs one batch at a time (LATENCY),
+            not for run_batches (THROUGHPUT).
     """
     if engine == "keras":
         conv_base, preprocess = build_conv_base(conv, precision)
@@ -135,6 +192,6 @@ def load_engine(conv: ConvBase, engine: str, precision: str,
     else:
         conv_base, preprocess = build_conv_base(conv, "float32")
         model = openvino_model(conv_base)
-    run, note = openvino_engine(model, precision)
+    run, note = openvino_engine(model, precision, "LATENCY" if one_batch_at_a_time else "THROUGHPUT")
     shape = tuple(dimension.get_length() for dimension in model.output(0).get_partial_shape()[1:])
     return run, preprocess, shape, note

@@ -114,14 +114,14 @@ def local_feature_batches(conv: ConvBase, extract: Extract, files: list) -> tupl
     Returns:
         (an iterator of feature batches, the shape of one photo's features).
     """
-    from dogs_vs_cats.engines import load_engine
+    from dogs_vs_cats.engines import load_engine, run_batches
     from dogs_vs_cats.images import image_batches, image_dataset
 
     run, preprocess, shape, note = load_engine(conv, extract.engine, extract.precision)
     if note:
         print(f"note: {note}")
     dataset = image_dataset(files, conv.input_size, extract.batch_size, preprocess=preprocess)
-    return (run(images) for images in image_batches(dataset, files, extract.batch_size)), shape
+    return run_batches(run, image_batches(dataset, files, extract.batch_size)), shape
 
 
 def conv_base_actor(conv: ConvBase, extract: Extract, quantized_model: str) -> type:
@@ -134,8 +134,9 @@ def conv_base_actor(conv: ConvBase, extract: Extract, quantized_model: str) -> t
             from dogs_vs_cats.engines import load_engine
 
             self.size = conv.input_size
+            # One batch per call: OpenVINO compiled for latency, every core of the actor on it.
             self.run, self.preprocess, self.shape, _ = load_engine(conv, extract.engine, extract.precision,
-                                                                   quantized_model)
+                                                                   quantized_model, one_batch_at_a_time=True)
 
         def __call__(self, rows: dict) -> dict:
             """rows["paths"]: one row, the paths of one batch; returns a row for each photo: its

@@ -14,7 +14,7 @@ import pytest
 from dogs_vs_cats.conv_base import build_conv_base
 from dogs_vs_cats.core.layout import FEATURES_DIR, SUBSETS
 from dogs_vs_cats.core.params import ConvBase, Extract
-from dogs_vs_cats.engines import keras_engine, openvino_engine, openvino_model, quantize
+from dogs_vs_cats.engines import keras_engine, openvino_engine, openvino_model, quantize, run_batches
 from dogs_vs_cats.feature_store import STORE_VARIABLE, FeatureStore, conv_base_identity, conv_base_key
 from helpers import REPO, TEST_PARAMS, copy_project, make_raw, subprocess_env, update_params, write_params
 from stages import extract, split
@@ -166,6 +166,14 @@ def test_an_engine_gives_a_photo_the_same_bytes_in_any_batch(engine, precision, 
         rows = order[start:start + size]
         shuffled[rows] = run(images[rows])
     assert shuffled.tobytes() == reference.tobytes()
+    # And several batches in flight at once, on OpenVINO's streams (what extract runs): in order, the same.
+    batches = [images[order[start:start + size]] for start, size in ((0, 5), (5, 1), (6, 6))] * 3
+    streamed = np.concatenate(list(run_batches(run, batches)))
+    assert streamed.tobytes() == np.concatenate([reference[order]] * 3).tobytes()
+    if engine == "openvino":  # and one batch at a time on every core, as a Ray actor runs it
+        model = int8_model if precision == "int8" else openvino_model(conv_base)
+        latency, _ = openvino_engine(model, precision, hint="LATENCY")
+        assert latency(images).tobytes() == reference.tobytes()
 
 
 def extract_subset(subset, capsys):
