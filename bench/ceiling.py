@@ -1,6 +1,7 @@
 """The extract stage against OpenVINO's own ceiling on the same int8 model, side by side in one run.
 
     python -m bench.ceiling PHOTOS [--weights WEIGHTS.h5] [--before REV] [--photos 1000] [--seconds 20]
+                            [--repeats 3]
 
 PHOTOS is a Kaggle-style folder (cat.N.jpg, dog.N.jpg): the 4000 shared photos. For each conv base
 (VGG16 at 150 with random weights; with --weights, the pretrained MobileNetV2 at 160) and each
@@ -8,8 +9,8 @@ version of the code (--before REV, then the working tree), in a project of its o
   1. data/split/train holds --photos photos (half per class), validation and test 20 each; the
      quantize stage writes the int8 conv base (extract.engine: openvino, extract.precision: int8);
   2. `python -m stages.extract train`, whole, with an empty feature store, on the first 100 photos
-     and then on all of them: the stage's marginal rate is (photos - 100) / (difference in time),
-     decoding, the store and the .npy file included;
+     and then on all of them, --repeats times each: the stage's marginal rate is (photos - 100) /
+     (difference of the median times), decoding, the store and the .npy file included;
   3. `benchmark_app -hint throughput -b BATCH` (OpenVINO's, from its wheel) on the model the quantize
      stage wrote: the engine's own rate, inference only, on random input;
   4. decoding alone: the stage's tf.data pipeline (read, decode, resize, preprocess_input) over the
@@ -28,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 import yaml
 
@@ -113,11 +115,14 @@ def measure(version, conv_base, args, work):
         (aside / kind).mkdir(parents=True)
         for file in files[WARM_UP // 2:]:
             file.rename(aside / kind / file.name)
-    few = stage_seconds(project, ["stages.extract", "train"], work / f"store-{project.name}-few")
+    extract = ["stages.extract", "train"]
+    few = median([stage_seconds(project, extract, work / f"store-{project.name}-few{run}")
+                  for run in range(args.repeats)])
     for kind in kept:
         for file in (aside / kind).iterdir():
             file.rename(train / kind / file.name)
-    many = stage_seconds(project, ["stages.extract", "train"], work / f"store-{project.name}-many")
+    many = median([stage_seconds(project, extract, work / f"store-{project.name}-many{run}")
+                   for run in range(args.repeats)])
     rate = (args.photos_count - WARM_UP) / (many - few)
     model = project / "models" / "conv_base_int8" / "conv_base.xml"
     ceiling = benchmark_app(model, params["extract"]["batch_size"], args.seconds)
@@ -132,6 +137,7 @@ def main(argv=None):
     parser.add_argument("--before", help="a git revision to measure too, first")
     parser.add_argument("--photos", dest="photos_count", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=20, help="benchmark_app's duration")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the stage at each count (median)")
     args = parser.parse_args(argv)
     bases = [{"name": "vgg16", "weights": None, "input_size": 150}]
     if args.weights:
