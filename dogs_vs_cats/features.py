@@ -107,6 +107,10 @@ class NpyRows:
         self.row_bytes = int(np.prod(self.shape[1:])) * self.dtype.itemsize
         self.file = open(path, "rb")  # noqa: SIM115 (open as long as the dataset that reads it)
 
+    def close(self) -> None:
+        """Close the file (the dataset that reads it closes with the process)."""
+        self.file.close()
+
     def __getitem__(self, rows):
         out = np.empty((len(rows), *self.shape[1:]), self.dtype)
         for row, buffer in zip(rows, out, strict=True):

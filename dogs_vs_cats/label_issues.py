@@ -48,7 +48,7 @@ def pooled_features(subset_dir: Path) -> tuple[np.ndarray, np.ndarray, list[str]
             chunk = np.arange(start, min(start + CHUNK_ROWS, count))
             pooled[chunk] = rows[chunk].mean(axis=positions, dtype=np.float64)
     finally:
-        rows.file.close()
+        rows.close()
     labels = np.load(subset_dir / "labels.npy").astype(int)
     files = [str(SPLIT_DIR / name) for name in (subset_dir / "files.txt").read_text().splitlines()]
     return pooled, labels, files
