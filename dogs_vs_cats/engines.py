@@ -80,7 +80,8 @@ class OpenVINOEngine:
         import openvino as ov
 
         queue = ov.AsyncInferQueue(self.compiled, self.jobs)
-        finished: dict[int, np.ndarray] = {}  # by batch number, until their turn comes
+        in_flight: dict[int, np.ndarray] = {}  # the batches OpenVINO reads in place, until they are done
+        finished: dict[int, np.ndarray] = {}  # their features by batch number, until their turn comes
 
         def keep(request, number):  # on OpenVINO's thread: the output tensor is reused, so copy it
             finished[number] = request.get_output_tensor(0).data.copy()
@@ -88,9 +89,11 @@ class OpenVINOEngine:
         queue.set_callback(keep)
         submitted = given = 0
         for batch in batches:
-            queue.start_async(np.asarray(batch), submitted)  # waits for a free request
+            in_flight[submitted] = np.asarray(batch)
+            queue.start_async(in_flight[submitted], submitted, share_inputs=True)  # waits for a free request
             submitted += 1
             while given in finished:
+                del in_flight[given]
                 yield finished.pop(given)
                 given += 1
         queue.wait_all()

@@ -26,8 +26,9 @@ Safety. An entry is written under a temporary name in its own folder, then renam
 atomic rename), so concurrent writers (two queued experiments) never leave a mixed file, and an
 interrupted write leaves no entry: at most its own temporary (`.tmp-*`, never read; Ctrl-C
 removes it, a killed process leaves it until the store is emptied). Each entry begins with a
-BLAKE2b digest of the rest, checked on every read: an entry that fails it counts as missing, and
-is computed and written again.
+CRC-32 of the rest, checked on every read: an entry that fails it (a torn copy, a truncated file,
+a flipped bit) counts as missing, and is computed and written again. It guards against damage,
+not forgery: whoever can write the store could write a matching digest of any kind.
 
 Size. One photo's features, float32, per conv base: 32 KiB for VGG16 at 150 (4, 4, 512), 125 KiB
 for MobileNetV2 at 160 (5, 5, 1280); `du -sh` of the location says how much. Emptying it (`rm -rf`
@@ -37,12 +38,14 @@ the location, or one conv base's folder) loses nothing but time.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import io
 import json
 import os
 import platform
 import uuid
+import zlib
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,14 +57,14 @@ from dogs_vs_cats.core.digest import file_sha256
 from dogs_vs_cats.core.errors import UserError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from numpy.typing import ArrayLike
 
     from dogs_vs_cats.core.params import ConvBase, Extract
 
 STORE_VARIABLE = "FEATURE_STORE"
-DIGEST_BYTES = 32  # BLAKE2b-256 of the entry's .npy bytes, before them
+CHECK_BYTES = 4  # the CRC-32 of the entry's .npy bytes, big-endian, before them
 # The instruction sets whose presence changes what a CPU engine computes, bit for bit.
 ARITHMETIC_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16",
                     "amx_bf16", "amx_int8", "amx_fp16")
@@ -175,8 +178,8 @@ class FeatureStore:
             data = self.path(photo).read_bytes()
         except OSError:
             return None
-        digest, payload = data[:DIGEST_BYTES], data[DIGEST_BYTES:]
-        if hashlib.blake2b(payload, digest_size=DIGEST_BYTES).digest() != digest:
+        payload = memoryview(data)[CHECK_BYTES:]
+        if zlib.crc32(payload).to_bytes(CHECK_BYTES, "big") != data[:CHECK_BYTES]:
             return None  # torn, truncated or altered: computed again
         try:
             return np.load(io.BytesIO(payload), allow_pickle=False)
@@ -189,57 +192,109 @@ class FeatureStore:
 
     def put(self, photo: str, features: np.ndarray) -> None:
         """Keep the features of the photo `photo` (SHA-256): written whole, or not at all."""
-        buffer = io.BytesIO()
-        np.save(buffer, np.ascontiguousarray(features, dtype=np.float32), allow_pickle=False)
-        payload = buffer.getvalue()
+        features = np.ascontiguousarray(features, dtype=np.float32)
+        header = _npy_header(features.shape)
+        check = zlib.crc32(features, zlib.crc32(header)).to_bytes(CHECK_BYTES, "big")
         try:
-            if not self.folder.is_dir():  # conv_base.json: for people, no entry reads it
-                _write_whole(self.folder / "conv_base.json", json_text(self.identity).encode())
-            digest = hashlib.blake2b(payload, digest_size=DIGEST_BYTES).digest()
-            _write_whole(self.path(photo), digest + payload)
+            _write_whole(self.path(photo), check, header, features, first_in_folder=self._start)
         except OSError as error:
             if error.errno == errno.ENOSPC:
                 raise DiskFull(self.folder) from error
             raise StoreError(self.folder, error) from error
 
-    def put_batches(self, feature_batches: Iterable[ArrayLike], photos: Sequence[str]) -> None:
-        """Keep the features of `photos` (SHA-256s), which `feature_batches` gives in order, batch by
-        batch: each entry is written as its batch arrives, so an interruption keeps what was computed."""
+    def _start(self) -> None:
+        """Write conv_base.json, for people (no entry reads it), when the conv base's folder is new."""
+        if not (self.folder / "conv_base.json").is_file():
+            _write_whole(self.folder / "conv_base.json", json_text(self.identity).encode())
+
+    def rows(self, photos: Sequence[str], missing: Sequence[int] = (), computed: Iterable[ArrayLike] = (),
+             batch_size: int = 256) -> Iterator[np.ndarray]:
+        """The features of `photos` (SHA-256s), in order, `batch_size` at a time.
+
+        Args:
+            photos: the photos' SHA-256s, in the order of the rows.
+            missing: the positions in `photos` of those the store does not hold (`missing`).
+            computed: their features, batch by batch, in the order of `missing`: each entry is kept
+                in the store as it passes, so an interruption keeps what was computed, and reaches
+                the rows without being read back.
+
+        Raises:
+            StoreError: an entry that was sound moments ago no longer reads back whole.
+            RuntimeError: `computed` gives another number of photos than `missing` holds.
+        """
+        fresh = self._keep(computed, [photos[position] for position in missing])
+        missing = set(missing)
+
+        def row(position):
+            if position in missing:
+                features = next(fresh, None)
+                if features is None:
+                    raise RuntimeError(f"computed fewer images than the {len(missing)} expected")
+                return features
+            features = self.get(photos[position])
+            if features is None:
+                raise StoreError(self.folder, "an entry that was sound moments ago no longer reads back")
+            return features
+
+        for start in range(0, len(photos), batch_size):
+            yield np.stack([row(position) for position in range(start, min(start + batch_size, len(photos)))])
+        next(fresh, None)  # past the last: a surplus raises
+
+    def _keep(self, feature_batches: Iterable[ArrayLike], photos: Sequence[str]) -> Iterator[np.ndarray]:
+        """Each photo's features from `feature_batches`, after putting them in the store as `photos`."""
+        if not photos:
+            return
         from dogs_vs_cats.core.runtime import keras  # loaded already: an engine computes the batches
 
         progress = keras.utils.Progbar(len(photos), unit_name="image")
         done = 0
         for batch in feature_batches:
             for features in np.asarray(batch):
+                if done == len(photos):
+                    raise RuntimeError(f"computed more images than the {len(photos)} expected")
                 self.put(photos[done], features)
                 done += 1
+                yield features
             progress.update(done)
-        if done != len(photos):
-            raise RuntimeError(f"computed {done} images, expected {len(photos)}")
-
-    def rows(self, photos: Sequence[str], batch_size: int = 256) -> Iterable[np.ndarray]:
-        """The features of `photos` (SHA-256s), in order, `batch_size` at a time: all entries sound."""
-        for start in range(0, len(photos), batch_size):
-            batch = [self.get(photo) for photo in photos[start:start + batch_size]]
-            if any(features is None for features in batch):
-                raise StoreError(self.folder, "an entry written moments ago no longer reads back whole")
-            yield np.stack(batch)
 
 
-def _write_whole(path: Path, data: bytes) -> None:
-    """Write `data` under a temporary name of this writer's own beside `path`, then rename it there."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+@functools.cache
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    """The .npy header of a float32 array of `shape`, as np.save writes it."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+                                                  "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+def _write_whole(path: Path, *parts: bytes | np.ndarray,
+                 first_in_folder: Callable[[], None] | None = None) -> None:
+    """Write `parts` under a temporary name of this writer's own beside `path`, then rename it there.
+
+    The folder is made when the first write finds it missing, after calling `first_in_folder`: a
+    file's creation is the costly step here, so nothing is asked of the file system beforehand.
+    """
     tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:16]}")  # this writer's own; short, for Windows
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        try:
+            file = open(tmp, "xb")  # noqa: SIM115 (closed below)
+        except FileNotFoundError:
+            if first_in_folder is not None:
+                first_in_folder()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            file = open(tmp, "xb")  # noqa: SIM115
+        with file:
+            for part in parts:
+                file.write(part)
         try:
             os.replace(tmp, path)
         except PermissionError:  # Windows, while another process reads the entry: it is there already
             if not path.is_file():
                 raise
-    finally:
+            tmp.unlink()
+    except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
 
 
 class StoreError(UserError):

@@ -47,8 +47,8 @@ def write_feature_rows(feature_batches: Iterable[ArrayLike], feature_shape: tupl
     with open(out_file, "wb") as f:
         np.lib.format.write_array_header_1_0(f, header)
         for batch in feature_batches:
-            batch = np.asarray(batch).astype(np.float32, copy=False)
-            f.write(batch.tobytes())
+            batch = np.ascontiguousarray(batch, dtype=np.float32)
+            f.write(batch)  # its bytes, as they are in memory
             done += len(batch)
     if done != count:
         raise RuntimeError(f"extracted {done} images, expected {count}")

@@ -2,9 +2,10 @@
 
 Runs the frozen conv base (conv_base.name, VGG16 by default) over the photos of data/split/<subset>/
 that the feature store does not hold yet for this conv base (dogs_vs_cats/feature_store.py), on the
-engine and in the precision of extract.engine and extract.precision, and keeps their features
-there. Then it writes data/features/<subset>/{features.npy, labels.npy, files.txt} from the store
-(dogs_vs_cats/features.py), whole or not at all: the same bytes as from an empty store. When the
+engine and in the precision of extract.engine and extract.precision, and writes
+data/features/<subset>/{features.npy, labels.npy, files.txt} (dogs_vs_cats/features.py), whole or
+not at all: each computed photo's features are kept in the store on their way to features.npy, the
+others read from it, so that the file holds the same bytes as from an empty store. When the
 store holds every photo, it loads no TensorFlow. Computed in this process by default; on Ray with
 EXTRACT_RUNNER=ray (dogs_vs_cats/runners.py): the same features, so switching reruns nothing.
 
@@ -15,7 +16,10 @@ and then to the .npy file batch by batch, so memory does not grow with the numbe
 import itertools
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 from dogs_vs_cats.conv_base import check_weights_file
 from dogs_vs_cats.core.classes import list_images, read_classes
@@ -44,31 +48,29 @@ def main():
     missing = store.missing(photos)
     print(f"{subset}: {len(files)} images, {len(files) - len(missing)} taken from the feature store "
           f"({store.folder}), {len(missing)} to compute")
-    if missing:
-        compute(runner, conv, extract, [files[i] for i in missing], store, [photos[i] for i in missing])
-    rows = store.rows(photos)
+    computing = time.perf_counter()
+    computed = compute(runner, conv, extract, [files[i] for i in missing]) if missing else ()
+    rows = store.rows(photos, missing, computed)  # the computed photos kept in the store as they pass
     first = next(rows)
     write_features(itertools.chain([first], rows), first.shape[1:], files, labels, FEATURES_DIR / subset)
+    if missing:
+        seconds = time.perf_counter() - computing
+        print(f"{len(missing)} images in {seconds:.1f} s, {len(missing) / seconds:.1f} images/s")
     print(f"{subset}: computed {len(missing)}, took {len(files) - len(missing)} from the feature store, "
           f"in {time.perf_counter() - start:.1f} s")
 
 
-def compute(runner: Runner, conv: ConvBase, extract: Extract, files: list[Path], store: FeatureStore,
-            photos: list[str]) -> None:
-    """Run the conv base over `files` (whose SHA-256s are `photos`) on `runner`; keep their features
-    in `store`."""
+def compute(runner: Runner, conv: ConvBase, extract: Extract, files: list[Path]) -> Iterator[np.ndarray]:
+    """The conv base's features of `files`, batch by batch, computed on `runner` as they are asked for."""
     from dogs_vs_cats.runners import local_feature_batches, ray_feature_batches
 
     print(f"computing {len(files)} through {conv.name} ({extract.engine}, {extract.precision}, "
           f"batch {extract.batch_size}) {runner.describe()}")
-    start = time.perf_counter()
     if runner.name == "ray":
         batches, _ = ray_feature_batches(runner, conv, extract, files, QUANTIZED_MODEL)
     else:
         batches, _ = local_feature_batches(conv, extract, files)
-    store.put_batches(batches, photos)
-    seconds = time.perf_counter() - start
-    print(f"{len(files)} images in {seconds:.1f} s, {len(files) / seconds:.1f} images/s")
+    return batches
 
 
 if __name__ == "__main__":

@@ -42,6 +42,46 @@ def test_an_entry_reads_back_as_written_and_rows_keep_the_order(feature_store):
     assert np.array_equal(rows, np.stack([features(4), features(0), features(2)]))
 
 
+def test_computed_rows_are_kept_as_they_pass_and_never_read_back(monkeypatch):
+    store = FeatureStore({"name": "test"})
+    for i in (1, 3):
+        store.put(digest(i), features(i))
+    photos = [digest(i) for i in range(5)]
+    computed = iter([np.stack([features(0), features(2)]), np.stack([features(4)])])  # batches of 2
+    read = []
+    get = store.get
+    monkeypatch.setattr(store, "get", lambda photo: read.append(photo) or get(photo))
+    rows = store.rows(photos, [0, 2, 4], computed, batch_size=2)
+    assert np.array_equal(next(rows), np.stack([features(0), features(1)]))
+    # Interrupted here: what was computed so far is kept, the rest is not.
+    assert get(digest(0)) is not None and get(digest(2)) is None
+    assert np.array_equal(np.concatenate([*rows]), np.stack([features(i) for i in (2, 3, 4)]))
+    assert read == [digest(1), digest(3)]  # only the entries the store held already
+    assert all(np.array_equal(get(digest(i)), features(i)) for i in range(5))
+
+
+@pytest.mark.parametrize("given", [1, 3])
+def test_rows_refuse_another_number_of_computed_photos_than_missing(given):
+    store = FeatureStore({"name": "test"})
+    computed = [np.stack([features(i) for i in range(given)])]
+    with pytest.raises(RuntimeError, match=f"computed {'fewer' if given < 2 else 'more'} images"):
+        list(store.rows([digest(0), digest(1)], [0, 1], computed))
+
+
+def test_an_entry_of_the_earlier_format_counts_as_missing():
+    """Entries began with a BLAKE2b digest, now a CRC-32: such an entry is computed again."""
+    import hashlib
+    import io
+
+    store = FeatureStore({"name": "test"})
+    buffer = io.BytesIO()
+    np.save(buffer, features(1))
+    payload = buffer.getvalue()
+    store.path(digest(1)).parent.mkdir(parents=True)
+    store.path(digest(1)).write_bytes(hashlib.blake2b(payload, digest_size=32).digest() + payload)
+    assert store.get(digest(1)) is None and store.missing([digest(1)]) == [0]
+
+
 @pytest.mark.parametrize("damage", ["a flipped bit", "truncated", "empty"])
 def test_an_entry_that_fails_its_check_is_never_used(damage):
     store = FeatureStore({"name": "test"})
