@@ -1,7 +1,7 @@
 """The extract stage against OpenVINO's own ceiling on the same int8 model, side by side in one run.
 
-    python -m bench.ceiling PHOTOS [--weights WEIGHTS.h5] [--before REV] [--photos 1000] [--seconds 20]
-                            [--repeats 3]
+    python -m bench.ceiling PHOTOS [--weights WEIGHTS.h5] [--before REV] [--photos 1000] [--seconds 10]
+                            [--repeats 5]
 
 PHOTOS is a Kaggle-style folder (cat.N.jpg, dog.N.jpg): the 4000 shared photos. For each conv base
 (VGG16 at 150 with random weights; with --weights, the pretrained MobileNetV2 at 160) and each
@@ -9,13 +9,15 @@ version of the code (--before REV, then the working tree), in a project of its o
   1. data/split/train holds --photos photos (half per class), validation and test 20 each; the
      quantize stage writes the int8 conv base (extract.engine: openvino, extract.precision: int8);
   2. `python -m stages.extract train`, whole, with an empty feature store, on the first 100 photos
-     and then on all of them, --repeats times each: the stage's marginal rate is (photos - 100) /
-     (difference of the median times), decoding, the store and the .npy file included;
+     and then on all of them: the stage's marginal rate is (photos - 100) / (difference of the
+     median times), decoding, the store and the .npy file included;
   3. `benchmark_app -hint throughput -b BATCH` (OpenVINO's, from its wheel) on the model the quantize
      stage wrote: the engine's own rate, inference only, on random input;
   4. decoding alone: the stage's tf.data pipeline (read, decode, resize, preprocess_input) over the
      same photos with no model, on every core.
-Prints each rate and the ratio of the stage's to benchmark_app's. Decoding and inference share the
+Steps 2-4 run --repeats rounds, each round every project in turn, so that the medians come from the
+same stretches of time: this machine's speed drifts by a third over minutes. Prints each median
+rate and the ratio of the stage's to benchmark_app's. Decoding and inference share the
 cores, so the stage can reach at most 1 / (1 / decoding + 1 / benchmark_app) without cheaper
 decoding: printed as "both". The machine should be idle.
 """
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -54,7 +57,8 @@ def make_split(project, photos, count):
 
 
 def stage_seconds(project, command, store):
-    """Wall time of one stage run in a fresh process, with its own feature store."""
+    """Wall time of one stage run in a fresh process, with an empty feature store at `store`."""
+    shutil.rmtree(store, ignore_errors=True)
     env = dict(os.environ, FEATURE_STORE=str(store), TF_CPP_MIN_LOG_LEVEL="2")
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", *command], cwd=project, env=env, capture_output=True,
@@ -94,39 +98,55 @@ def decoding_rate(project):
     return float(result.stdout.split()[-1])
 
 
-def measure(version, conv_base, args, work):
-    """(the stage's marginal images/s, benchmark_app's, decoding's) for one version and conv base."""
-    project = work / f"{version or 'now'}-{conv_base['name']}"
-    code_of(version, project)
-    if conv_base["weights"]:
-        (project / "weights" / "pretrained.weights.h5").symlink_to(Path(args.weights).resolve())
-        conv_base = dict(conv_base, weights="weights/pretrained.weights.h5")
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["conv_base"].update(conv_base)
-    params["extract"].update(engine="openvino", precision="int8")
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    make_split(project, args.photos, args.photos_count)
-    stage_seconds(project, ["stages.quantize"], work / "store-quantize")
+class Subject:
+    """One version of the code with one conv base, in a project of its own: its int8 conv base written
+    by the quantize stage, its train photos split into the warm-up run's and the rest."""
 
-    train = project / "data" / "split" / "train"
-    kept = {kind: sorted(train.joinpath(kind).iterdir()) for kind in ("cat", "dog")}
-    aside = project / "aside"
-    for kind, files in kept.items():  # the warm-up run: the first WARM_UP photos only
-        (aside / kind).mkdir(parents=True)
-        for file in files[WARM_UP // 2:]:
-            file.rename(aside / kind / file.name)
-    extract = ["stages.extract", "train"]
-    few = median([stage_seconds(project, extract, work / f"store-{project.name}-few{run}")
-                  for run in range(args.repeats)])
-    for kind in kept:
-        for file in (aside / kind).iterdir():
-            file.rename(train / kind / file.name)
-    many = median([stage_seconds(project, extract, work / f"store-{project.name}-many{run}")
-                   for run in range(args.repeats)])
-    rate = (args.photos_count - WARM_UP) / (many - few)
-    model = project / "models" / "conv_base_int8" / "conv_base.xml"
-    ceiling = benchmark_app(model, params["extract"]["batch_size"], args.seconds)
-    return rate, ceiling, decoding_rate(project)
+    def __init__(self, version, conv_base, args, work):
+        self.label = f"{conv_base['name']}@{conv_base['input_size']}"
+        self.version, self.work, self.args = version or "working tree", work, args
+        self.project = project = work / f"{version or 'now'}-{conv_base['name']}"
+        code_of(version, project)
+        if conv_base["weights"]:
+            (project / "weights" / "pretrained.weights.h5").symlink_to(Path(args.weights).resolve())
+            conv_base = dict(conv_base, weights="weights/pretrained.weights.h5")
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["conv_base"].update(conv_base)
+        params["extract"].update(engine="openvino", precision="int8")
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        self.batch = params["extract"]["batch_size"]
+        make_split(project, args.photos, args.photos_count)
+        stage_seconds(project, ["stages.quantize"], work / "store-quantize")
+        self.model = project / "models" / "conv_base_int8" / "conv_base.xml"
+        self.train, self.aside = project / "data" / "split" / "train", project / "aside"
+        self.warm_up = {kind: sorted(self.train.joinpath(kind).iterdir())[WARM_UP // 2:]
+                        for kind in ("cat", "dog")}
+        self.few, self.many, self.ceilings, self.decodings = [], [], [], []
+
+    def set_aside(self, aside):
+        """Leave only the warm-up run's photos in data/split/train (aside), or all of them."""
+        for kind, files in self.warm_up.items():
+            (self.aside / kind).mkdir(parents=True, exist_ok=True)
+            for file in files:
+                if aside:
+                    file.rename(self.aside / kind / file.name)
+                else:
+                    (self.aside / kind / file.name).rename(file)
+
+    def run_once(self, number):
+        """The stage on the warm-up photos and on all, benchmark_app and the decoding, once each."""
+        extract, store = ["stages.extract", "train"], self.work / "store"
+        self.set_aside(True)
+        self.few.append(stage_seconds(self.project, extract, store))
+        self.set_aside(False)
+        self.many.append(stage_seconds(self.project, extract, store))
+        self.ceilings.append(benchmark_app(self.model, self.batch, self.args.seconds))
+        self.decodings.append(decoding_rate(self.project))
+
+    def figures(self):
+        """(the stage's marginal images/s, benchmark_app's, decoding's), from the medians."""
+        rate = (self.args.photos_count - WARM_UP) / (median(self.many) - median(self.few))
+        return rate, median(self.ceilings), median(self.decodings)
 
 
 def main(argv=None):
@@ -136,29 +156,35 @@ def main(argv=None):
     parser.add_argument("--weights", type=Path, help="the pretrained MobileNetV2 weights file")
     parser.add_argument("--before", help="a git revision to measure too, first")
     parser.add_argument("--photos", dest="photos_count", type=int, default=1000)
-    parser.add_argument("--seconds", type=int, default=20, help="benchmark_app's duration")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of the stage at each count (median)")
+    parser.add_argument("--seconds", type=int, default=10, help="benchmark_app's duration, each repeat")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of every measurement (medians)")
     args = parser.parse_args(argv)
     bases = [{"name": "vgg16", "weights": None, "input_size": 150}]
     if args.weights:
         bases.append({"name": "mobilenet_v2", "weights": True, "input_size": 160})
-    rows = []
     with tempfile.TemporaryDirectory(prefix="bench-ceiling-") as scratch:
-        for conv_base in bases:
-            for version in ([args.before] if args.before else []) + [None]:
-                rate, ceiling, decoding = measure(version, conv_base, args, Path(scratch))
-                label = f"{conv_base['name']}@{conv_base['input_size']}"
-                rows.append((label, version or "working tree", rate, ceiling, decoding))
-                print(f"{label:16} {version or 'working tree':14} stage {rate:7.1f} images/s, "
-                      f"benchmark_app {ceiling:7.1f}: {rate / ceiling:.0%}; decoding alone {decoding:.1f}",
-                      flush=True)
+        subjects = [Subject(version, conv_base, args, Path(scratch)) for conv_base in bases
+                    for version in ([args.before] if args.before else []) + [None]]
+        # Round after round, every subject in turn: the machine's speed drifts over minutes, and
+        # each median then comes from the same stretches of time as the others.
+        for number in range(args.repeats):
+            for subject in subjects:
+                subject.run_once(number)
+            print(f"round {number + 1} of {args.repeats} done", flush=True)
+    print()
+    for subject in subjects:
+        print(f"{subject.label}, {subject.version}: the stage's seconds at {WARM_UP} photos",
+              *(f"{seconds:.2f}" for seconds in subject.few), f"and at {args.photos_count}",
+              *(f"{seconds:.2f}" for seconds in subject.many), "; benchmark_app",
+              *(f"{rate:.0f}" for rate in subject.ceilings), "; decoding",
+              *(f"{rate:.0f}" for rate in subject.decodings))
     print("\n| conv base | code | extract stage (marginal) | benchmark_app THROUGHPUT | ratio "
           "| decoding alone | both |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for label, version, rate, ceiling, decoding in rows:
-        print(f"| {label} | {version} | {rate:.1f} | {ceiling:.1f} | {rate / ceiling:.0%} | {decoding:.1f} | "
-              f"{1 / (1 / decoding + 1 / ceiling):.1f} |")
-
+    for subject in subjects:
+        rate, ceiling, decoding = subject.figures()
+        print(f"| {subject.label} | {subject.version} | {rate:.1f} | {ceiling:.1f} | {rate / ceiling:.0%} | "
+              f"{decoding:.1f} | {1 / (1 / decoding + 1 / ceiling):.1f} |")
 
 if __name__ == "__main__":
     main()

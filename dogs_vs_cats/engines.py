@@ -8,6 +8,7 @@ batches, OpenVINO's with several in flight at once (OpenVINOEngine.map), in thei
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,8 +64,8 @@ class OpenVINOEngine:
     its own inference request.
 
     Called on one batch, it runs it on one request and waits (the Ray actors, the benchmarks);
-    `map` keeps every stream busy with the next batches while the caller decodes more, and gives
-    the features back in the batches' order.
+    `map` keeps every stream busy with the next batches while the caller handles the results, and
+    gives the features back in the batches' order.
     """
 
     def __init__(self, compiled: ov.CompiledModel):
@@ -76,29 +77,69 @@ class OpenVINOEngine:
         return self.request.infer(np.asarray(images))[0].copy()
 
     def map(self, batches: Iterable[tf.Tensor | np.ndarray]) -> Iterator[np.ndarray]:
-        """The features of each batch, in order, with up to `jobs` batches in flight."""
+        """The features of each batch, in order.
+
+        A thread of its own takes the batches and hands them to OpenVINO's requests, up to twice as
+        many batches ahead of the caller as there are requests, so that the streams never wait
+        while the caller keeps a result (the feature store's files). An error while taking the
+        batches (a photo that does not decode) is raised here after the batches before it.
+        """
         import openvino as ov
 
         queue = ov.AsyncInferQueue(self.compiled, self.jobs)
+        changed = threading.Condition()
         in_flight: dict[int, np.ndarray] = {}  # the batches OpenVINO reads in place, until they are done
         finished: dict[int, np.ndarray] = {}  # their features by batch number, until their turn comes
+        room = threading.Semaphore(2 * self.jobs)  # batches handed over and not yet given back
+        fed: list = []  # [batches handed over, the error that stopped the feeding or None], at the end
+        stop = threading.Event()
 
         def keep(request, number):  # on OpenVINO's thread: the output tensor is reused, so copy it
-            finished[number] = request.get_output_tensor(0).data.copy()
+            features = request.get_output_tensor(0).data.copy()
+            with changed:
+                finished[number] = features
+                changed.notify()
+
+        def feed():
+            number, error = 0, None
+            try:
+                for batch in batches:
+                    while not room.acquire(timeout=0.1):
+                        if stop.is_set():
+                            return
+                    if stop.is_set():
+                        return
+                    in_flight[number] = np.asarray(batch)
+                    queue.start_async(in_flight[number], number, share_inputs=True)  # waits for a request
+                    number += 1
+            except BaseException as raised:  # noqa: BLE001 (raised in the caller's thread)
+                error = raised
+            finally:
+                with changed:
+                    fed[:] = [number, error]
+                    changed.notify()
 
         queue.set_callback(keep)
-        submitted = given = 0
-        for batch in batches:
-            in_flight[submitted] = np.asarray(batch)
-            queue.start_async(in_flight[submitted], submitted, share_inputs=True)  # waits for a free request
-            submitted += 1
-            while given in finished:
+        feeder = threading.Thread(target=feed, name="openvino-feeder", daemon=True)
+        feeder.start()
+        given = 0
+        try:
+            while True:
+                with changed:
+                    changed.wait_for(lambda number=given: number in finished or (fed and number >= fed[0]))
+                    if given not in finished:
+                        break
+                    features = finished.pop(given)
                 del in_flight[given]
-                yield finished.pop(given)
+                room.release()
+                yield features
                 given += 1
-        queue.wait_all()
-        for number in range(given, submitted):
-            yield finished.pop(number)
+            if fed[1] is not None:
+                raise fed[1]
+        finally:
+            stop.set()
+            feeder.join()
+            queue.wait_all()
 
 
 def openvino_engine(model: ov.Model | str | Path, precision: str,
