@@ -186,5 +186,6 @@ def main(argv=None):
         print(f"| {subject.label} | {subject.version} | {rate:.1f} | {ceiling:.1f} | {rate / ceiling:.0%} | "
               f"{decoding:.1f} | {1 / (1 / decoding + 1 / ceiling):.1f} |")
 
+
 if __name__ == "__main__":
     main()

@@ -63,6 +63,43 @@ def test_openvino_float32_gives_the_keras_features(conv_base_and_images):
     np.testing.assert_array_equal(run(images[:2]), features[:2])  # any batch size, same rows
 
 
+def test_openvino_map_gives_batches_in_order_and_an_error_after_the_batches_before_it(conv_base_and_images):
+    conv_base, images = conv_base_and_images
+    run, _ = openvino_engine(openvino_model(conv_base), "float32")
+    batches = [images[i:i + 1] for i in range(len(images))]
+    expected = [run(batch) for batch in batches]
+    mapped = list(run.map(iter(batches)))
+    assert len(mapped) == len(batches) and all(map(np.array_equal, mapped, expected))
+
+    def failing():
+        yield from batches[:4]
+        raise ValueError("photo 5 does not decode")
+
+    given = []
+    with pytest.raises(ValueError, match="photo 5"):
+        given.extend(run.map(failing()))
+    assert len(given) == 4 and all(map(np.array_equal, given, expected[:4]))
+
+
+def test_openvino_map_stops_its_feeder_when_the_caller_stops(conv_base_and_images):
+    import threading
+
+    conv_base, images = conv_base_and_images
+    run, _ = openvino_engine(openvino_model(conv_base), "float32")
+    taken = []
+
+    def endless():
+        while True:
+            taken.append(1)
+            yield images[:2]
+
+    mapped = run.map(endless())
+    next(mapped)
+    mapped.close()  # the caller stops (an error while writing, Ctrl-C)
+    assert not [thread for thread in threading.enumerate() if thread.name == "openvino-feeder"]
+    assert len(taken) <= 1 + 2 * run.jobs + 1  # no further than its bound ahead
+
+
 def test_openvino_bfloat16_runs_close_to_float32_or_says_what_ran(conv_base_and_images):
     conv_base, images = conv_base_and_images
     expected = keras_engine(conv_base)(images)
