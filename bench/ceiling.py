@@ -1,7 +1,8 @@
 """The extract stage against OpenVINO's own ceiling on the same int8 model, side by side in one run.
 
     python -m bench.ceiling PHOTOS [--weights WEIGHTS.h5] [--before REV] [--photos 1000] [--seconds 10]
-                            [--repeats 5]
+                            [--repeats 5] [--conv-bases vgg16 mobilenet_v2] [--engine openvino]
+                            [--precision int8]
 
 PHOTOS is a Kaggle-style folder (cat.N.jpg, dog.N.jpg): the 4000 shared photos. For each conv base
 (VGG16 at 150 with random weights; with --weights, the pretrained MobileNetV2 at 160) and each
@@ -17,9 +18,12 @@ version of the code (--before REV, then the working tree), in a project of its o
      same photos with no model, on every core.
 Steps 2-4 run --repeats rounds, each round every project in turn, so that the medians come from the
 same stretches of time: this machine's speed drifts by a third over minutes. Prints each median
-rate and the ratio of the stage's to benchmark_app's. Decoding and inference share the
-cores, so the stage can reach at most 1 / (1 / decoding + 1 / benchmark_app) without cheaper
-decoding: printed as "both". The machine should be idle.
+rate and the ratio of the stage's to benchmark_app's. With another --engine or --precision, no
+model is quantized and benchmark_app does not run: the stage of two versions side by side. Every
+process inherits the environment, so `ONEDNN_MAX_CPU_ISA=AVX2 python -m bench.ceiling ...` holds
+oneDNN (and OpenVINO's convolutions, not its own kernels) to AVX2, as on a CPU without AMX.
+Decoding and inference share the cores, so the stage can reach at most 1 / (1 / decoding +
+1 / benchmark_app) without cheaper decoding: printed as "both". The machine should be idle.
 """
 
 import argparse
@@ -112,11 +116,13 @@ class Subject:
             conv_base = dict(conv_base, weights="weights/pretrained.weights.h5")
         params = yaml.safe_load((project / "params.yaml").read_text())
         params["conv_base"].update(conv_base)
-        params["extract"].update(engine="openvino", precision="int8")
+        params["extract"].update(engine=args.engine, precision=args.precision)
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         self.batch = params["extract"]["batch_size"]
         make_split(project, args.photos, args.photos_count)
-        stage_seconds(project, ["stages.quantize"], work / "store-quantize")
+        self.int8 = args.precision == "int8"
+        if self.int8:
+            stage_seconds(project, ["stages.quantize"], work / "store-quantize")
         self.model = project / "models" / "conv_base_int8" / "conv_base.xml"
         self.train, self.aside = project / "data" / "split" / "train", project / "aside"
         self.warm_up = {kind: sorted(self.train.joinpath(kind).iterdir())[WARM_UP // 2:]
@@ -140,13 +146,14 @@ class Subject:
         self.few.append(stage_seconds(self.project, extract, store))
         self.set_aside(False)
         self.many.append(stage_seconds(self.project, extract, store))
-        self.ceilings.append(benchmark_app(self.model, self.batch, self.args.seconds))
+        if self.int8:  # benchmark_app runs the model the quantize stage wrote
+            self.ceilings.append(benchmark_app(self.model, self.batch, self.args.seconds))
         self.decodings.append(decoding_rate(self.project))
 
     def figures(self):
         """(the stage's marginal images/s, benchmark_app's, decoding's), from the medians."""
         rate = (self.args.photos_count - WARM_UP) / (median(self.many) - median(self.few))
-        return rate, median(self.ceilings), median(self.decodings)
+        return rate, median(self.ceilings) if self.ceilings else None, median(self.decodings)
 
 
 def main(argv=None):
@@ -158,10 +165,14 @@ def main(argv=None):
     parser.add_argument("--photos", dest="photos_count", type=int, default=1000)
     parser.add_argument("--seconds", type=int, default=10, help="benchmark_app's duration, each repeat")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of every measurement (medians)")
+    parser.add_argument("--conv-bases", nargs="+", choices=["vgg16", "mobilenet_v2"],
+                        default=["vgg16", "mobilenet_v2"], help="mobilenet_v2 needs --weights")
+    parser.add_argument("--engine", default="openvino", help="extract.engine (benchmark_app: openvino int8)")
+    parser.add_argument("--precision", default="int8", help="extract.precision")
     args = parser.parse_args(argv)
-    bases = [{"name": "vgg16", "weights": None, "input_size": 150}]
-    if args.weights:
-        bases.append({"name": "mobilenet_v2", "weights": True, "input_size": 160})
+    known = {"vgg16": {"name": "vgg16", "weights": None, "input_size": 150},
+             "mobilenet_v2": {"name": "mobilenet_v2", "weights": True, "input_size": 160}}
+    bases = [known[name] for name in args.conv_bases if name == "vgg16" or args.weights]
     with tempfile.TemporaryDirectory(prefix="bench-ceiling-") as scratch:
         subjects = [Subject(version, conv_base, args, Path(scratch)) for conv_base in bases
                     for version in ([args.before] if args.before else []) + [None]]
@@ -183,6 +194,9 @@ def main(argv=None):
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for subject in subjects:
         rate, ceiling, decoding = subject.figures()
+        if ceiling is None:  # no int8 model: the stage and the decoding alone
+            print(f"| {subject.label} | {subject.version} | {rate:.1f} | | | {decoding:.1f} | |")
+            continue
         print(f"| {subject.label} | {subject.version} | {rate:.1f} | {ceiling:.1f} | {rate / ceiling:.0%} | "
               f"{decoding:.1f} | {1 / (1 / decoding + 1 / ceiling):.1f} |")
 

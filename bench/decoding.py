@@ -7,13 +7,15 @@ base's square. JPEG can do part of the shrinking while it decodes: libjpeg scale
 1/2, 1/4 or 1/8 (tf.io.decode_jpeg's `ratio`), here the largest that leaves both sides at least
 the target size; and it can use its faster, less exact integer transform (`dct_method`). For each
 decoder, over the first --photos photos (half per class) at --size: images/s of the tf.data
-pipeline alone on every core, and the largest pixel difference from today's. With --classifier
+pipeline alone on every core, the CPU time it takes a photo (every thread's; the conv base
+has to share the cores with it), and the largest pixel difference from today's. With --classifier
 (an exported classifier, trained on today's decoding), also the largest difference in its
 probability and its accuracy, both by the file names' classes: what a change of decoder would cost
 in parity between the pipeline and the classifier fed whole photos.
 """
 
 import argparse
+import resource
 import time
 from pathlib import Path
 
@@ -48,9 +50,21 @@ def fast(data, size):
     return tf.image.resize(tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_FAST"), (size, size))
 
 
+def not_resized(data, size):
+    """Decoding alone: the photo decoded whole, then cropped (padded) to the square, not resized."""
+    return tf.cast(tf.image.resize_with_crop_or_pad(decode_image(data), size, size), tf.float32)
+
+
 DECODERS = {"today: whole, then resize": today, "DCT-scaled, then resize": scaled,
+            "whole, not resized (decoding's share)": not_resized,
             "integer-fast IDCT, whole, then resize": fast,
             "DCT-scaled, integer-fast": lambda data, size: scaled(data, size, "INTEGER_FAST")}
+
+
+def cpu_seconds():
+    """The CPU time this process has used, every thread's."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def dataset(files, decoder, size):
@@ -81,12 +95,14 @@ def main(argv=None):
     for name, decoder in DECODERS.items():
         for _ in dataset(files[:64], decoder, args.size):  # warm up: tracing, thread pools
             pass
-        start = time.perf_counter()
-        images = np.concatenate([batch.numpy() for batch in dataset(files, decoder, args.size)])
+        start, cpu = time.perf_counter(), cpu_seconds()
+        batches = [batch.numpy() for batch in dataset(files, decoder, args.size)]
         rate = len(files) / (time.perf_counter() - start)
+        cpu_ms = (cpu_seconds() - cpu) / len(files) * 1000
+        images = np.concatenate(batches)
         if reference is None:
             reference = images
-        line = (f"{name:40} {rate:7.1f} images/s, "
+        line = (f"{name:40} {rate:7.1f} images/s, {cpu_ms:.2f} ms of CPU a photo, "
                 f"largest pixel difference {np.abs(images - reference).max():6.2f}")
         if classifier is not None:
             probabilities = np.concatenate([classifier(images[i:i + BATCH])["probabilities"].numpy()[:, 0]

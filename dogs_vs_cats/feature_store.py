@@ -213,7 +213,7 @@ class FeatureStore:
 
         Args:
             photos: the photos' SHA-256s, in the order of the rows.
-            missing: the positions in `photos` of those the store does not hold (`missing`).
+            missing: the positions in `photos` of those the store does not hold (`FeatureStore.missing`).
             computed: their features, batch by batch, in the order of `missing`: each entry is kept
                 in the store as it passes, so an interruption keeps what was computed, and reaches
                 the rows without being read back.
