@@ -1,14 +1,16 @@
 """Decoding photos for the conv base: today's decoder against JPEG's own cheaper ones, side by side.
 
-    python -m bench.decoding PHOTOS [--size 160] [--photos 1000] [--classifier models/classifier.keras]
+    python -m bench.decoding PHOTOS [--size 160] [--photos 1000] [--rounds 5]
+                             [--classifier models/classifier.keras]
 
 extract, quantize and predict.py decode each photo whole, then resize it (bilinear) to the conv
 base's square. JPEG can do part of the shrinking while it decodes: libjpeg scales the DCT blocks by
 1/2, 1/4 or 1/8 (tf.io.decode_jpeg's `ratio`), here the largest that leaves both sides at least
 the target size; and it can use its faster, less exact integer transform (`dct_method`). For each
 decoder, over the first --photos photos (half per class) at --size: images/s of the tf.data
-pipeline alone on every core, the CPU time it takes a photo (every thread's; the conv base
-has to share the cores with it), and the largest pixel difference from today's. With --classifier
+pipeline alone on every core and the CPU time it takes a photo (every thread's: the conv base has
+to share the cores with it), medians of --rounds with every decoder in turn; and the largest pixel
+difference from today's. With --classifier
 (an exported classifier, trained on today's decoding), also the largest difference in its
 probability and its accuracy, both by the file names' classes: what a change of decoder would cost
 in parity between the pipeline and the classifier fed whole photos.
@@ -18,6 +20,7 @@ import argparse
 import resource
 import time
 from pathlib import Path
+from statistics import median
 
 import numpy as np
 
@@ -80,6 +83,7 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--photos", type=int, default=1000, dest="count")
     parser.add_argument("--classifier", type=Path)
+    parser.add_argument("--rounds", type=int, default=5, help="timed runs of each decoder (medians)")
     args = parser.parse_args(argv)
     files = []
     for kind in ("cat", "dog"):
@@ -91,17 +95,23 @@ def main(argv=None):
         import keras
 
         classifier = keras.models.load_model(args.classifier)
+    timings = {name: [] for name in DECODERS}
+    for _ in range(args.rounds):  # every decoder in turn, round after round: the machine drifts
+        for name, decoder in DECODERS.items():
+            for _ in dataset(files[:64], decoder, args.size):  # warm up: tracing, thread pools
+                pass
+            start, cpu = time.perf_counter(), cpu_seconds()
+            for _ in dataset(files, decoder, args.size):
+                pass
+            timings[name].append((len(files) / (time.perf_counter() - start),
+                                  (cpu_seconds() - cpu) / len(files) * 1000))
     reference = reference_probabilities = None
     for name, decoder in DECODERS.items():
-        for _ in dataset(files[:64], decoder, args.size):  # warm up: tracing, thread pools
-            pass
-        start, cpu = time.perf_counter(), cpu_seconds()
-        batches = [batch.numpy() for batch in dataset(files, decoder, args.size)]
-        rate = len(files) / (time.perf_counter() - start)
-        cpu_ms = (cpu_seconds() - cpu) / len(files) * 1000
-        images = np.concatenate(batches)
+        images = np.concatenate([batch.numpy() for batch in dataset(files, decoder, args.size)])
         if reference is None:
             reference = images
+        rate = median(rate for rate, _ in timings[name])
+        cpu_ms = median(cpu_ms for _, cpu_ms in timings[name])
         line = (f"{name:40} {rate:7.1f} images/s, {cpu_ms:.2f} ms of CPU a photo, "
                 f"largest pixel difference {np.abs(images - reference).max():6.2f}")
         if classifier is not None:
@@ -113,7 +123,6 @@ def main(argv=None):
             line += (f", P(dog) differs by up to {difference:.4f}, "
                      f"accuracy {np.mean((probabilities > 0.5) == labels):.4f}")
         print(line, flush=True)
-
 
 if __name__ == "__main__":
     main()
