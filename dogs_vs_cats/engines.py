@@ -103,9 +103,7 @@ class OpenVINOEngine:
             number, error = 0, None
             try:
                 for batch in batches:
-                    while not room.acquire(timeout=0.1):
-                        if stop.is_set():
-                            return
+                    room.acquire()
                     if stop.is_set():
                         return
                     # Copied into the request: OpenVINO reading a NumPy view in place (share_inputs)
@@ -137,6 +135,7 @@ class OpenVINOEngine:
                 raise fed[1]
         finally:
             stop.set()
+            room.release(2 * self.jobs)  # a feeder waiting for room wakes up, and stops
             feeder.join()
             queue.wait_all()
 
