@@ -6,8 +6,9 @@
 For VGG16 at 150 (random weights) and, given its weights, the pretrained MobileNetV2 at 160, on
 each engine and precision of this CPU (int8 calibrated on 8 of the photos): the features of the
 photos computed in batches of 32 in order, against the same photos shuffled into batches of 32, of
-7 and of 1, and a last short batch padded to 32; on OpenVINO also several batches in flight on
-its streams (run_batches, as extract runs it), and compiled for latency (as a Ray actor runs it).
+7 and of 1, and a last short batch padded to 32; on OpenVINO, which compiles for one batch size
+(32 here; shorter batches padded), also compiled for batches of 7 with several in flight on its
+streams (run_batches, as extract runs it), and for latency (as a Ray actor runs it).
 Prints, for each, how many photos came out with the same bytes and the largest difference.
 """
 
@@ -61,7 +62,7 @@ def main(argv=None):
         save_openvino(quantize(openvino_model(conv_base), calibration, 8), quantized)
         images = next(iter(image_dataset(files, conv.input_size, len(files), preprocess=preprocess))).numpy()
         for engine, precision in COMBINATIONS:
-            run, _, _, note = load_engine(conv, engine, precision, quantized)
+            run, _, _, note = load_engine(conv, engine, precision, quantized, batch_size=32)
             reference = in_batches(run, images, np.arange(len(files)), 32)
             print(f"{label}, {engine} {precision}{f' ({note})' if note else ''}:")
             ordered, shuffled = np.arange(len(files)), rng.permutation(len(files))
@@ -71,15 +72,17 @@ def main(argv=None):
                     ("shuffled, batches of 7", shuffled, 7, False),
                     ("one at a time", ordered, 1, False)]
             if engine == "openvino":
-                runs += [("batches of 7, several in flight", shuffled, 7, "streams"),
-                         ("LATENCY-compiled, batches of 7", shuffled, 7, "latency")]
+                runs += [("compiled for 7, several in flight", shuffled, 7, "streams"),
+                         ("LATENCY-compiled for 7", shuffled, 7, "latency")]
             for name, order, size, pad in runs:
-                if pad == "streams":
+                if pad == "streams":  # what extract runs with extract.batch_size: 7
+                    sevens, *_ = load_engine(conv, engine, precision, quantized, batch_size=size)
                     batches = [images[order[start:start + size]] for start in range(0, len(order), size)]
                     features = np.empty_like(reference)
-                    features[order] = np.concatenate(list(run_batches(run, batches)))
-                elif pad == "latency":
-                    latency, *_ = load_engine(conv, engine, precision, quantized, one_batch_at_a_time=True)
+                    features[order] = np.concatenate(list(run_batches(sevens, batches)))
+                elif pad == "latency":  # how a Ray actor runs it
+                    latency, *_ = load_engine(conv, engine, precision, quantized, batch_size=size,
+                                              one_batch_at_a_time=True)
                     features = in_batches(latency, images, order, size)
                 else:
                     features = in_batches(run, images, order, size, pad)

@@ -125,7 +125,8 @@ def run_project(conv, engine, precision, files, labels, out_file, batch_size, ca
         folder = Path(out_file).with_suffix("")
         write_int8_conv_base(conv, Extract(engine, precision, batch_size), train_files, calibration, folder)
         quantized_model = folder / "conv_base.xml"
-    run, preprocess, shape, note = load_engine(conv, engine, precision, quantized_model)
+    run, preprocess, shape, note = load_engine(conv, engine, precision, quantized_model,
+                                               batch_size=batch_size)
     if note:
         print(f"note: {note}", file=sys.stderr)
     timed = Timed(run)

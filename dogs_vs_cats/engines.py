@@ -60,8 +60,13 @@ def openvino_model(conv_base: keras.Model) -> ov.Model:
 
 
 class OpenVINOEngine:
-    """A conv base compiled by OpenVINO for throughput: streams that share the cores, each running
-    its own inference request.
+    """A conv base compiled by OpenVINO for throughput, for batches of one fixed size: streams that
+    share the cores, each running its own inference request.
+
+    Its batch size is static: OpenVINO's kernels for a fixed shape took 15 % less CPU than those for
+    a batch of any size (bench/README.md), and give a photo the same bytes whatever that size
+    (tests/test_feature_store.py), though not the same bytes as the any-size kernels. A shorter
+    batch is padded with rows of zeros, which are dropped after; a longer one runs in parts.
 
     Called on one batch, it runs it on one request and waits (the Ray actors, the benchmarks);
     `map` keeps every stream busy with the next batches while the caller handles the results, and
@@ -72,12 +77,25 @@ class OpenVINOEngine:
         self.compiled = compiled
         self.request = compiled.create_infer_request()
         self.jobs = compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        self.batch_size = compiled.input(0).get_partial_shape()[0].get_length()
 
     def __call__(self, images: tf.Tensor | np.ndarray) -> np.ndarray:
-        return self.request.infer(np.asarray(images))[0].copy()
+        images = np.asarray(images)
+        parts = [images[start:start + self.batch_size] for start in range(0, len(images), self.batch_size)]
+        return np.concatenate([self.request.infer(self._padded(part))[0][:len(part)].copy()
+                               for part in parts or [images]])
+
+    def _padded(self, images: np.ndarray) -> np.ndarray:
+        """`images`, at most batch_size of them, with rows of zeros after them up to batch_size."""
+        if len(images) > self.batch_size:
+            raise ValueError(f"a batch of {len(images)} images for an engine compiled for {self.batch_size}")
+        if len(images) == self.batch_size:
+            return images
+        padding = np.zeros((self.batch_size - len(images), *images.shape[1:]), images.dtype)
+        return np.concatenate([images, padding])
 
     def map(self, batches: Iterable[tf.Tensor | np.ndarray]) -> Iterator[np.ndarray]:
-        """The features of each batch, in order.
+        """The features of each batch (of at most batch_size images), in order.
 
         A thread of its own takes the batches and hands them to OpenVINO's requests, up to twice as
         many batches ahead of the caller as there are requests, so that the streams never wait
@@ -93,8 +111,9 @@ class OpenVINOEngine:
         fed: list = []  # [batches handed over, the error that stopped the feeding or None], at the end
         stop = threading.Event()
 
-        def keep(request, number):  # on OpenVINO's thread: the output tensor is reused, so copy it
-            features = request.get_output_tensor(0).data.copy()
+        def keep(request, handed):  # on OpenVINO's thread: the output tensor is reused, so copy it
+            number, images = handed
+            features = request.get_output_tensor(0).data[:images].copy()
             with changed:
                 finished[number] = features
                 changed.notify()
@@ -106,9 +125,10 @@ class OpenVINOEngine:
                     room.acquire()
                     if stop.is_set():
                         return
+                    batch = np.asarray(batch)
                     # Copied into the request: OpenVINO reading a NumPy view in place (share_inputs)
                     # read other memory in tests/test_engines.py.
-                    queue.start_async(np.asarray(batch), number)  # waits for a free request
+                    queue.start_async(self._padded(batch), (number, len(batch)))  # waits for a free request
                     number += 1
             except BaseException as raised:  # noqa: BLE001 (raised in the caller's thread)
                 error = raised
@@ -140,13 +160,15 @@ class OpenVINOEngine:
             queue.wait_all()
 
 
-def openvino_engine(model: ov.Model | str | Path, precision: str,
+def openvino_engine(model: ov.Model | str | Path, precision: str, batch_size: int,
                     hint: str = "THROUGHPUT") -> tuple[OpenVINOEngine, str | None]:
-    """Compile an OpenVINO model (or the path of a saved one) for this CPU in `precision`.
+    """Compile an OpenVINO model (or the path of a saved one) for this CPU in `precision`, for
+    batches of `batch_size` images.
 
     Args:
-        model: the model, or its .xml.
+        model: the model, or its .xml (its batch dimension is set to `batch_size`).
         precision: extract.precision.
+        batch_size: the images of a batch (extract.batch_size); the features do not depend on it.
         hint: OpenVINO's PERFORMANCE_HINT. THROUGHPUT: streams that share the cores, for `map`;
             LATENCY: every core on each call, for a caller that runs one batch at a time (a Ray
             actor). A photo's features are the same bytes either way (tests/test_feature_store.py).
@@ -158,7 +180,12 @@ def openvino_engine(model: ov.Model | str | Path, precision: str,
     """
     import openvino as ov
 
-    compiled = ov.Core().compile_model(model, "CPU", {
+    core = ov.Core()
+    model = core.read_model(model) if isinstance(model, (str, Path)) else model.clone()
+    shape = model.input(0).get_partial_shape()
+    shape[0] = batch_size
+    model.reshape(shape)
+    compiled = core.compile_model(model, "CPU", {
         "INFERENCE_PRECISION_HINT": OPENVINO_HINTS[precision],
         "PERFORMANCE_HINT": hint,
     })
@@ -203,8 +230,8 @@ def save_openvino(model: ov.Model, path: str | Path) -> None:
     ov.save_model(model, path, compress_to_fp16=False)
 
 
-def load_engine(conv: ConvBase, engine: str, precision: str, quantized_model: Path = QUANTIZED_MODEL,
-                one_batch_at_a_time: bool = False) -> tuple:
+def load_engine(conv: ConvBase, engine: str, precision: str, quantized_model: Path = QUANTIZED_MODEL, *,
+                batch_size: int, one_batch_at_a_time: bool = False) -> tuple:
     """What extract runs: (engine, the conv base's preprocess_input, feature shape, note or None).
 
     For int8, the conv base is the one the quantize stage wrote, `quantized_model`: a UserError when
@@ -213,6 +240,7 @@ def load_engine(conv: ConvBase, engine: str, precision: str, quantized_model: Pa
     Args:
         conv: the conv_base section; engine, precision: extract.engine and extract.precision.
         quantized_model: the int8 conv base (.xml), for int8.
+        batch_size: extract.batch_size, the size OpenVINO compiles for (Keras takes any).
         one_batch_at_a_time: OpenVINO compiled for a caller that runs one batch at a time (LATENCY),
             not for run_batches (THROUGHPUT).
     """
@@ -234,6 +262,7 @@ def load_engine(conv: ConvBase, engine: str, precision: str, quantized_model: Pa
     else:
         conv_base, preprocess = build_conv_base(conv, "float32")
         model = openvino_model(conv_base)
-    run, note = openvino_engine(model, precision, "LATENCY" if one_batch_at_a_time else "THROUGHPUT")
+    hint = "LATENCY" if one_batch_at_a_time else "THROUGHPUT"
+    run, note = openvino_engine(model, precision, batch_size, hint)
     shape = tuple(dimension.get_length() for dimension in model.output(0).get_partial_shape()[1:])
     return run, preprocess, shape, note

@@ -117,7 +117,8 @@ def local_feature_batches(conv: ConvBase, extract: Extract, files: list) -> tupl
     from dogs_vs_cats.engines import load_engine, run_batches
     from dogs_vs_cats.images import image_batches, image_dataset
 
-    run, preprocess, shape, note = load_engine(conv, extract.engine, extract.precision)
+    run, preprocess, shape, note = load_engine(conv, extract.engine, extract.precision,
+                                               batch_size=extract.batch_size)
     if note:
         print(f"note: {note}")
     dataset = image_dataset(files, conv.input_size, extract.batch_size, preprocess=preprocess)
@@ -135,8 +136,9 @@ def conv_base_actor(conv: ConvBase, extract: Extract, quantized_model: str) -> t
 
             self.size = conv.input_size
             # One batch per call: OpenVINO compiled for latency, every core of the actor on it.
-            self.run, self.preprocess, self.shape, _ = load_engine(conv, extract.engine, extract.precision,
-                                                                   quantized_model, one_batch_at_a_time=True)
+            self.run, self.preprocess, self.shape, _ = load_engine(
+                conv, extract.engine, extract.precision, quantized_model, batch_size=extract.batch_size,
+                one_batch_at_a_time=True)
 
         def __call__(self, rows: dict) -> dict:
             """rows["paths"]: one row, the paths of one batch; returns a row for each photo: its

@@ -56,17 +56,18 @@ def conv_base_and_images():
 def test_openvino_float32_gives_the_keras_features(conv_base_and_images):
     conv_base, images = conv_base_and_images
     expected = keras_engine(conv_base)(images)
-    run, note = openvino_engine(openvino_model(conv_base), "float32")
-    features = run(images)
+    run, note = openvino_engine(openvino_model(conv_base), "float32", 4)
+    features = run(images)  # 6 images: a batch of 4, then 2 padded to 4
     assert note is None and features.dtype == np.float32 and features.shape == expected.shape
     np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
     np.testing.assert_array_equal(run(images[:2]), features[:2])  # any batch size, same rows
+    assert run(images[:0]).shape == (0, *expected.shape[1:])
 
 
 def test_openvino_map_gives_batches_in_order_and_an_error_after_the_batches_before_it(conv_base_and_images):
     conv_base, images = conv_base_and_images
-    run, _ = openvino_engine(openvino_model(conv_base), "float32")
-    batches = [images[i:i + 1] for i in range(len(images))]
+    run, _ = openvino_engine(openvino_model(conv_base), "float32", 2)
+    batches = [images[i:i + 1 + i % 2] for i in range(len(images))]  # of 1 and 2 images
     expected = [run(batch) for batch in batches]
     mapped = list(run.map(iter(batches)))
     assert len(mapped) == len(batches) and all(map(np.array_equal, mapped, expected))
@@ -85,7 +86,7 @@ def test_openvino_map_stops_its_feeder_when_the_caller_stops(conv_base_and_image
     import threading
 
     conv_base, images = conv_base_and_images
-    run, _ = openvino_engine(openvino_model(conv_base), "float32")
+    run, _ = openvino_engine(openvino_model(conv_base), "float32", 2)
     taken = []
 
     def endless():
@@ -103,7 +104,7 @@ def test_openvino_map_stops_its_feeder_when_the_caller_stops(conv_base_and_image
 def test_openvino_bfloat16_runs_close_to_float32_or_says_what_ran(conv_base_and_images):
     conv_base, images = conv_base_and_images
     expected = keras_engine(conv_base)(images)
-    run, note = openvino_engine(openvino_model(conv_base), "bfloat16")
+    run, note = openvino_engine(openvino_model(conv_base), "bfloat16", len(images))
     features = run(images)
     assert note is None or "OpenVINO ran f32 instead" in note
     # bfloat16 keeps 8 bits of mantissa: a few percent of the largest feature at most.
@@ -125,7 +126,7 @@ def test_quantize_writes_an_int8_conv_base_that_extract_loads(project):
     quantize.main()
     assert (QUANTIZED_DIR / "conv_base.bin").read_bytes() == bytes_first  # deterministic
 
-    run, preprocess, shape, _ = load_engine(ConvBase(**params["conv_base"]), "openvino", "int8")
+    run, preprocess, shape, _ = load_engine(ConvBase(**params["conv_base"]), "openvino", "int8", batch_size=4)
     conv_base, _ = build_conv_base(ConvBase(**params["conv_base"]), "float32")
     pixels = np.random.default_rng(1).uniform(0, 255, (4, SIZE, SIZE, 3)).astype(np.float32)
     images = np.asarray(preprocess(pixels))
@@ -163,7 +164,7 @@ def test_quantize_writes_its_note_without_starting_tensorflow(tmp_path, precisio
 
 def test_int8_without_a_quantized_model_says_how_to_make_it(project):
     with pytest.raises(UserError, match=r"no int8 conv base at .*conv_base\.xml\. Fix: run `dvc repro`"):
-        load_engine(TEST_PARAMS["conv_base"], "openvino", "int8")
+        load_engine(TEST_PARAMS["conv_base"], "openvino", "int8", batch_size=32)
 
 
 def test_calibration_photos_are_the_lowest_digests():

@@ -150,14 +150,14 @@ def make_engines_no_int8_model(tmp_path, monkeypatch, classifier):
     from dogs_vs_cats.engines import load_engine
 
     conv = ConvBase(**TEST_PARAMS["conv_base"])
-    return lambda: load_engine(conv, "openvino", "int8", tmp_path / "conv_base.xml")
+    return lambda: load_engine(conv, "openvino", "int8", tmp_path / "conv_base.xml", batch_size=32)
 
 
 def make_engines_stale_int8_model(tmp_path, monkeypatch, classifier):
     from dogs_vs_cats.engines import load_engine
 
     stale = stale_int8_conv_base(tmp_path)
-    return lambda: load_engine(ConvBase(**TEST_PARAMS["conv_base"]), "openvino", "int8", stale)
+    return lambda: load_engine(ConvBase(**TEST_PARAMS["conv_base"]), "openvino", "int8", stale, batch_size=32)
 
 
 def make_page_unsupported_vega_lite(tmp_path, monkeypatch, classifier):

@@ -192,12 +192,17 @@ def int8_model(tmp_path_factory):
                                                ("openvino", "int8")])
 def test_an_engine_gives_a_photo_the_same_bytes_in_any_batch(engine, precision, int8_model):
     """What makes the store change no result: a photo's features do not depend on which photos,
-    how many, or in which place, share its batch (measured on the CPU this runs on)."""
+    how many, or in which place, share its batch, nor on the batch size OpenVINO compiles for
+    (extract.batch_size, not in the key); measured on the CPU this runs on."""
     conv_base, _ = build_conv_base(CONV, "float32" if engine == "openvino" else precision)
+
+    def model():
+        return int8_model if precision == "int8" else openvino_model(conv_base)
+
     if engine == "keras":
         run = keras_engine(conv_base)
     else:
-        run, _ = openvino_engine(int8_model if precision == "int8" else openvino_model(conv_base), precision)
+        run, _ = openvino_engine(model(), precision, 6)  # batches of 5 and 1 padded, 12 in two parts
     images = np.random.default_rng(1).uniform(-100, 100, (12, 32, 32, 3)).astype(np.float32)
     reference = run(images)
     order = np.random.default_rng(2).permutation(12)
@@ -210,9 +215,11 @@ def test_an_engine_gives_a_photo_the_same_bytes_in_any_batch(engine, precision, 
     batches = [images[order[start:start + size]] for start, size in ((0, 5), (5, 1), (6, 6))] * 3
     streamed = np.concatenate(list(run_batches(run, batches)))
     assert streamed.tobytes() == np.concatenate([reference[order]] * 3).tobytes()
-    if engine == "openvino":  # and one batch at a time on every core, as a Ray actor runs it
-        model = int8_model if precision == "int8" else openvino_model(conv_base)
-        latency, _ = openvino_engine(model, precision, hint="LATENCY")
+    if engine == "openvino":
+        compiled_for_4, _ = openvino_engine(model(), precision, 4)
+        assert compiled_for_4(images).tobytes() == reference.tobytes()
+        # and one batch at a time on every core, as a Ray actor runs it
+        latency, _ = openvino_engine(model(), precision, 12, hint="LATENCY")
         assert latency(images).tobytes() == reference.tobytes()
 
 
