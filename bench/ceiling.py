@@ -9,7 +9,7 @@ PHOTOS is a Kaggle-style folder (cat.N.jpg, dog.N.jpg): the 4000 shared photos. 
 version of the code (--before REV, then the working tree), in a project of its own:
   1. data/split/train holds --photos photos (half per class), validation and test 20 each; the
      quantize stage writes the int8 conv base (extract.engine: openvino, extract.precision: int8);
-  2. `python -m stages.extract train`, whole, with an empty feature store, on the first 100 photos
+  2. `python -m stages.extract train`, whole, with a new feature store, on the first 100 photos
      and then on all of them: the stage's marginal rate is (photos - 100) / (difference of the
      median times), decoding, the store and the .npy file included;
   3. `benchmark_app -hint throughput -b BATCH` (OpenVINO's, from its wheel) on the model the quantize
@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,8 +60,14 @@ def make_split(project, photos, count):
 
 
 def stage_seconds(project, command, store):
-    """Wall time of one stage run in a fresh process, with an empty feature store at `store`."""
-    shutil.rmtree(store, ignore_errors=True)
+    """Wall time of one stage run in a fresh process, with an empty feature store at `store`.
+
+    `store` is a new folder each run, all of them deleted at the end: deleting thousands of entries
+    just before a run made ext4 slower to create the run's own (it skips inodes freed in the last
+    minutes: `recently_deleted` in a profile), a cost of the bench's, not of the stage's.
+    """
+    if store.exists():
+        raise ValueError(f"{store} exists: each run takes a new feature store")
     env = dict(os.environ, FEATURE_STORE=str(store), TF_CPP_MIN_LOG_LEVEL="2")
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", *command], cwd=project, env=env, capture_output=True,
@@ -122,7 +127,7 @@ class Subject:
         make_split(project, args.photos, args.photos_count)
         self.int8 = args.precision == "int8"
         if self.int8:
-            stage_seconds(project, ["stages.quantize"], work / "store-quantize")
+            stage_seconds(project, ["stages.quantize"], work / f"store-quantize-{project.name}")
         self.model = project / "models" / "conv_base_int8" / "conv_base.xml"
         self.train, self.aside = project / "data" / "split" / "train", project / "aside"
         self.warm_up = {kind: sorted(self.train.joinpath(kind).iterdir())[WARM_UP // 2:]
@@ -141,11 +146,11 @@ class Subject:
 
     def run_once(self, number):
         """The stage on the warm-up photos and on all, benchmark_app and the decoding, once each."""
-        extract, store = ["stages.extract", "train"], self.work / "store"
+        extract, store = ["stages.extract", "train"], self.work / f"store-{self.project.name}-{number}"
         self.set_aside(True)
-        self.few.append(stage_seconds(self.project, extract, store))
+        self.few.append(stage_seconds(self.project, extract, store.with_name(f"{store.name}-few")))
         self.set_aside(False)
-        self.many.append(stage_seconds(self.project, extract, store))
+        self.many.append(stage_seconds(self.project, extract, store.with_name(f"{store.name}-all")))
         if self.int8:  # benchmark_app runs the model the quantize stage wrote
             self.ceilings.append(benchmark_app(self.model, self.batch, self.args.seconds))
         self.decodings.append(decoding_rate(self.project))
