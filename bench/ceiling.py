@@ -18,7 +18,8 @@ version of the code (--before REV, then the working tree), in a project of its o
      same photos with no model, on every core.
 Steps 2-4 run --repeats rounds, each round every project in turn, so that the medians come from the
 same stretches of time: this machine's speed drifts by a third over minutes. Prints each median
-rate and the ratio of the stage's to benchmark_app's. With another --engine or --precision, no
+rate and the ratio of the stage's to benchmark_app's; and, steadier, the stage's marginal CPU time
+a photo against benchmark_app's (its cores' time over its rate). With another --engine or --precision, no
 model is quantized and benchmark_app does not run: the stage of two versions side by side. Every
 process inherits the environment, so `ONEDNN_MAX_CPU_ISA=AVX2 python -m bench.ceiling ...` holds
 oneDNN (and OpenVINO's convolutions, not its own kernels) to AVX2, as on a CPU without AMX.
@@ -30,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -60,7 +62,7 @@ def make_split(project, photos, count):
 
 
 def stage_seconds(project, command, store):
-    """Wall time of one stage run in a fresh process, with an empty feature store at `store`.
+    """(wall, CPU) seconds of one stage run in a fresh process, with an empty feature store at `store`.
 
     `store` is a new folder each run, all of them deleted at the end: deleting thousands of entries
     just before a run made ext4 slower to create the run's own (it skips inodes freed in the last
@@ -69,12 +71,18 @@ def stage_seconds(project, command, store):
     if store.exists():
         raise ValueError(f"{store} exists: each run takes a new feature store")
     env = dict(os.environ, FEATURE_STORE=str(store), TF_CPP_MIN_LOG_LEVEL="2")
-    start = time.perf_counter()
+    used, start = children_cpu_seconds(), time.perf_counter()
     result = subprocess.run([sys.executable, "-m", *command], cwd=project, env=env, capture_output=True,
                             text=True)
     if result.returncode:
         sys.exit(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
-    return time.perf_counter() - start
+    return time.perf_counter() - start, children_cpu_seconds() - used
+
+
+def children_cpu_seconds():
+    """CPU seconds (user and system) of this process's finished children so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def benchmark_app(model, batch, seconds):
@@ -156,9 +164,13 @@ class Subject:
         self.decodings.append(decoding_rate(self.project))
 
     def figures(self):
-        """(the stage's marginal images/s, benchmark_app's, decoding's), from the medians."""
-        rate = (self.args.photos_count - WARM_UP) / (median(self.many) - median(self.few))
-        return rate, median(self.ceilings) if self.ceilings else None, median(self.decodings)
+        """(the stage's marginal images/s, benchmark_app's, decoding's, the stage's marginal ms of CPU
+        a photo), from the medians."""
+        photos = self.args.photos_count - WARM_UP
+        (few_wall, few_cpu), (many_wall, many_cpu) = ([median(run[i] for run in runs) for i in (0, 1)]
+                                                      for runs in (self.few, self.many))
+        return (photos / (many_wall - few_wall), median(self.ceilings) if self.ceilings else None,
+                median(self.decodings), (many_cpu - few_cpu) / photos * 1000)
 
 
 def main(argv=None):
@@ -189,21 +201,26 @@ def main(argv=None):
             print(f"round {number + 1} of {args.repeats} done", flush=True)
     print()
     for subject in subjects:
-        print(f"{subject.label}, {subject.version}: the stage's seconds at {WARM_UP} photos",
-              *(f"{seconds:.2f}" for seconds in subject.few), f"and at {args.photos_count}",
-              *(f"{seconds:.2f}" for seconds in subject.many), "; benchmark_app",
+        print(f"{subject.label}, {subject.version}: the stage's seconds (wall/CPU) at {WARM_UP} photos",
+              *(f"{wall:.2f}/{cpu:.2f}" for wall, cpu in subject.few), f"and at {args.photos_count}",
+              *(f"{wall:.2f}/{cpu:.2f}" for wall, cpu in subject.many), "; benchmark_app",
               *(f"{rate:.0f}" for rate in subject.ceilings), "; decoding",
               *(f"{rate:.0f}" for rate in subject.decodings))
+    # CPU time a photo drifts less than wall time here: benchmark_app's is its cores' over its rate.
+    cores = os.cpu_count()
     print("\n| conv base | code | extract stage (marginal) | benchmark_app THROUGHPUT | ratio "
-          "| decoding alone | both |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "| decoding alone | both | ms of CPU a photo: stage, benchmark_app | ratio by CPU |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for subject in subjects:
-        rate, ceiling, decoding = subject.figures()
+        rate, ceiling, decoding, cpu_ms = subject.figures()
         if ceiling is None:  # no int8 model: the stage and the decoding alone
-            print(f"| {subject.label} | {subject.version} | {rate:.1f} | | | {decoding:.1f} | |")
+            print(f"| {subject.label} | {subject.version} | {rate:.1f} | | | {decoding:.1f} | | "
+                  f"{cpu_ms:.2f} | |")
             continue
+        engine_ms = cores / ceiling * 1000
         print(f"| {subject.label} | {subject.version} | {rate:.1f} | {ceiling:.1f} | {rate / ceiling:.0%} | "
-              f"{decoding:.1f} | {1 / (1 / decoding + 1 / ceiling):.1f} |")
+              f"{decoding:.1f} | {1 / (1 / decoding + 1 / ceiling):.1f} | {cpu_ms:.2f}, {engine_ms:.2f} | "
+              f"{engine_ms / cpu_ms:.0%} |")
 
 
 if __name__ == "__main__":
