@@ -141,7 +141,7 @@ def test_ctrl_c_while_the_actors_work_leaves_the_old_features_and_nothing_half_w
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
     returncode, out, err = finished(process)
-    assert returncode != 0, out
+    assert returncode != 0, f"{out}\n{err}"
     assert features() == local
     assert [path.name for path in (project / FEATURES_DIR).iterdir()] == ["train"]  # no temporary left
 
