@@ -154,11 +154,11 @@ class Subject:
 
     def run_once(self, number):
         """The stage on the warm-up photos and on all, benchmark_app and the decoding, once each."""
-        extract, store = ["stages.extract", "train"], self.work / f"store-{self.project.name}-{number}"
+        extract, store = ["stages.extract", "train"], f"store-{self.project.name}-{number}"
         self.set_aside(True)
-        self.few.append(stage_seconds(self.project, extract, store.with_name(f"{store.name}-few")))
+        self.few.append(stage_seconds(self.project, extract, self.work / f"{store}-few"))
         self.set_aside(False)
-        self.many.append(stage_seconds(self.project, extract, store.with_name(f"{store.name}-all")))
+        self.many.append(stage_seconds(self.project, extract, self.work / f"{store}-all"))
         if self.int8:  # benchmark_app runs the model the quantize stage wrote
             self.ceilings.append(benchmark_app(self.model, self.batch, self.args.seconds))
         self.decodings.append(decoding_rate(self.project))
@@ -167,8 +167,8 @@ class Subject:
         """(the stage's marginal images/s, benchmark_app's, decoding's, the stage's marginal ms of CPU
         a photo), from the medians."""
         photos = self.args.photos_count - WARM_UP
-        (few_wall, few_cpu), (many_wall, many_cpu) = ([median(run[i] for run in runs) for i in (0, 1)]
-                                                      for runs in (self.few, self.many))
+        few_wall, few_cpu = map(median, zip(*self.few, strict=True))
+        many_wall, many_cpu = map(median, zip(*self.many, strict=True))
         return (photos / (many_wall - few_wall), median(self.ceilings) if self.ceilings else None,
                 median(self.decodings), (many_cpu - few_cpu) / photos * 1000)
 

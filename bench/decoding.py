@@ -124,5 +124,6 @@ def main(argv=None):
                      f"accuracy {np.mean((probabilities > 0.5) == labels):.4f}")
         print(line, flush=True)
 
+
 if __name__ == "__main__":
     main()

@@ -112,7 +112,7 @@ class OpenVINOEngine:
         stop = threading.Event()
 
         def keep(request, handed):  # on OpenVINO's thread: the output tensor is reused, so copy it
-            number, images = handed
+            number, images = handed  # the batch's number, and its images before the padding
             features = request.get_output_tensor(0).data[:images].copy()
             with changed:
                 finished[number] = features
