@@ -16,15 +16,17 @@ version of the code (--before REV, then the working tree), in a project of its o
      stage wrote: the engine's own rate, inference only, on random input;
   4. decoding alone: the stage's tf.data pipeline (read, decode, resize, preprocess_input) over the
      same photos with no model, on every core.
-Steps 2-4 run --repeats rounds, each round every project in turn, so that the medians come from the
-same stretches of time: this machine's speed drifts by a third over minutes. Prints each median
-rate and the ratio of the stage's to benchmark_app's; and, steadier, the stage's marginal CPU time
-a photo against benchmark_app's (its cores' time over its rate). With another --engine or --precision, no
-model is quantized and benchmark_app does not run: the stage of two versions side by side. Every
-process inherits the environment, so `ONEDNN_MAX_CPU_ISA=AVX2 python -m bench.ceiling ...` holds
-oneDNN (and OpenVINO's convolutions, not its own kernels) to AVX2, as on a CPU without AMX.
-Decoding and inference share the cores, so the stage can reach at most 1 / (1 / decoding +
-1 / benchmark_app) without cheaper decoding: printed as "both". The machine should be idle.
+Steps 2-4 run --repeats rounds, each round every project in turn (the order reversed every other
+round), so that the medians come from the same stretches of time: this machine's speed drifts by a
+third over minutes. Every timed step starts after `sync`, with no earlier step's writes pending.
+Prints each median rate and the ratio of the stage's to benchmark_app's; and, steadier, the stage's
+marginal CPU time a photo against benchmark_app's (its cores' time over its rate). With another
+--engine or --precision, no model is quantized and benchmark_app does not run: the stage of two
+versions side by side. Every process inherits the environment, so `ONEDNN_MAX_CPU_ISA=AVX2 python
+-m bench.ceiling ...` holds oneDNN (and OpenVINO's convolutions, not its own kernels) to AVX2, as on
+a CPU without AMX. Decoding and inference share the cores, so the stage can reach at most
+1 / (1 / decoding + 1 / benchmark_app) without cheaper decoding: printed as "both". The machine
+should be idle.
 """
 
 import argparse
@@ -71,12 +73,20 @@ def stage_seconds(project, command, store):
     if store.exists():
         raise ValueError(f"{store} exists: each run takes a new feature store")
     env = dict(os.environ, FEATURE_STORE=str(store), TF_CPP_MIN_LOG_LEVEL="2")
+    settled()
     used, start = children_cpu_seconds(), time.perf_counter()
     result = subprocess.run([sys.executable, "-m", *command], cwd=project, env=env, capture_output=True,
                             text=True)
     if result.returncode:
         sys.exit(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     return time.perf_counter() - start, children_cpu_seconds() - used
+
+
+def settled():
+    """Write every dirty page to disk now, before a timed run: otherwise the kernel writes an earlier
+    run's files (its store, its .npy) 30 s after them (vm.dirty_expire_centisecs), in the middle of
+    whichever run comes next, and charges that run's two cores for the last one's writes."""
+    os.sync()
 
 
 def children_cpu_seconds():
@@ -87,6 +97,7 @@ def children_cpu_seconds():
 
 def benchmark_app(model, batch, seconds):
     """benchmark_app's THROUGHPUT figure (images/s) for `model` at `batch`."""
+    settled()
     result = subprocess.run(["benchmark_app", "-m", str(model), "-d", "CPU", "-hint", "throughput",
                              "-b", str(batch), "-t", str(seconds)], capture_output=True, text=True)
     found = re.search(r"Throughput:\s+([\d.]+) FPS", result.stdout)
@@ -108,6 +119,7 @@ def decoding_rate(project):
             "preprocess=preprocess); "
             "start = time.perf_counter(); count = sum(len(batch) for batch in batches); "
             "print(count / (time.perf_counter() - start))")
+    settled()
     result = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     if result.returncode:
@@ -194,9 +206,10 @@ def main(argv=None):
         subjects = [Subject(version, conv_base, args, Path(scratch)) for conv_base in bases
                     for version in ([args.before] if args.before else []) + [None]]
         # Round after round, every subject in turn: the machine's speed drifts over minutes, and
-        # each median then comes from the same stretches of time as the others.
+        # each median then comes from the same stretches of time as the others. The order turns
+        # round each round, so that no subject always follows the same one.
         for number in range(args.repeats):
-            for subject in subjects:
+            for subject in subjects if number % 2 == 0 else reversed(subjects):
                 subject.run_once(number)
             print(f"round {number + 1} of {args.repeats} done", flush=True)
     print()
