@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from archives import closed_port
@@ -88,12 +89,40 @@ def photos(tmp_path_factory):
 
 
 def actors_while_running(process):
-    """Every 50 ms while the stage `process` runs (LIMIT at most): the pids of Ray Data's actors then."""
+    """Every 50 ms while the stage `process` runs (LIMIT at most): the pids of its Ray Data actors then.
+
+    Only the stage's own count: the actors of the test before it outlive their stage by most of a
+    second, and taking them for this stage's would act on it before its Ray has even started.
+    """
     deadline = time.monotonic() + LIMIT
     while process.poll() is None and time.monotonic() < deadline:
         found = subprocess.run(["pgrep", "-f", "ray::MapWorker"], capture_output=True, text=True).stdout
-        yield {int(pid) for pid in found.split()}
+        yield {int(pid) for pid in found.split()} & descendants(process.pid)
         time.sleep(0.05)
+
+
+def descendants(root):
+    """The pids of every process under the process `root` (its children, theirs, and so on)."""
+    table = subprocess.run(["ps", "-A", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
+    children = {}
+    for line in table.splitlines():
+        pid, parent = map(int, line.split())
+        children.setdefault(parent, []).append(pid)
+    found, unvisited = set(), [root]
+    while unvisited:
+        for child in children.get(unvisited.pop(), []):
+            found.add(child)
+            unvisited.append(child)
+    return found
+
+
+def signal_state(pid):
+    """The signal masks of the process `pid` (Linux's /proc), for a failure's message; "" elsewhere."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return ""
+    return " ".join(line for line in status.splitlines() if line.startswith(("SigBlk", "SigIgn")))
 
 
 def assert_same_features(photos, out, err):
@@ -139,9 +168,10 @@ def test_ctrl_c_while_the_actors_work_leaves_the_old_features_and_nothing_half_w
         if pids:
             break
         time.sleep(0.05)
+    masks = signal_state(process.pid)  # were SIGINT (bit 2) blocked or ignored, it would not stop
     process.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
     returncode, out, err = finished(process)
-    assert returncode != 0, f"{out}\n{err}"
+    assert returncode != 0, f"the stage's {masks}, the actors {pids}\n{out}\n{err}"
     assert features() == local
     assert [path.name for path in (project / FEATURES_DIR).iterdir()] == ["train"]  # no temporary left
 
