@@ -168,7 +168,7 @@ def test_ctrl_c_while_the_actors_work_leaves_the_old_features_and_nothing_half_w
         if pids:
             break
         time.sleep(0.05)
-    masks = signal_state(process.pid)  # were SIGINT (bit 2) blocked or ignored, it would not stop
+    masks = signal_state(process.pid)  # SIGINT blocked or ignored (0x2 in a mask) would not stop it
     process.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
     returncode, out, err = finished(process)
     assert returncode != 0, f"the stage's {masks}, the actors {pids}\n{out}\n{err}"
