@@ -7,6 +7,7 @@ installed (requirements-ray.txt). Each subprocess has a time limit: a pool that 
 will never get must fail the test, not hang it.
 """
 
+import contextlib
 import json
 import os
 import signal
@@ -116,6 +117,18 @@ def descendants(root):
     return found
 
 
+@contextlib.contextmanager
+def sigint_as_in_a_terminal():
+    """Processes started meanwhile take SIGINT as in a terminal's foreground job: a test process that
+    ignores it (pytest started in the background by a script, as `cmd &` does) passes that on to
+    its children, and a stage that ignores SIGINT cannot show what Ctrl-C does."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a handler: reset by exec
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def signal_state(pid):
     """The signal masks of the process `pid` (Linux's /proc), for a failure's message; "" elsewhere."""
     try:
@@ -163,7 +176,8 @@ def test_an_actor_killed_mid_run_is_replaced_and_the_features_are_the_same(photo
 @pytest.mark.slow
 def test_ctrl_c_while_the_actors_work_leaves_the_old_features_and_nothing_half_written(photos):
     project, extract, finished, features, local = photos
-    process = extract(EXTRACT_RUNNER="ray")
+    with sigint_as_in_a_terminal():
+        process = extract(EXTRACT_RUNNER="ray")
     for pids in actors_while_running(process):
         if pids:
             break
