@@ -97,18 +97,19 @@ def actors_while_running(process):
     """
     deadline = time.monotonic() + LIMIT
     while process.poll() is None and time.monotonic() < deadline:
-        found = subprocess.run(["pgrep", "-f", "ray::MapWorker"], capture_output=True, text=True).stdout
-        yield {int(pid) for pid in found.split()} & descendants(process.pid)
+        table = subprocess.run(["ps", "-A", "-o", "pid=,ppid=,args="], capture_output=True, text=True).stdout
+        children, actors = {}, set()
+        for line in table.splitlines():
+            pid, parent, *command = line.split(None, 2)
+            children.setdefault(int(parent), []).append(int(pid))
+            if command and "ray::MapWorker" in command[0]:  # its process title, which Ray sets
+                actors.add(int(pid))
+        yield actors & descendants(process.pid, children)
         time.sleep(0.05)
 
 
-def descendants(root):
-    """The pids of every process under the process `root` (its children, theirs, and so on)."""
-    table = subprocess.run(["ps", "-A", "-o", "pid=,ppid="], capture_output=True, text=True).stdout
-    children = {}
-    for line in table.splitlines():
-        pid, parent = map(int, line.split())
-        children.setdefault(parent, []).append(pid)
+def descendants(root, children):
+    """The pids of every process under the process `root`, given each pid's `children`."""
     found, unvisited = set(), [root]
     while unvisited:
         for child in children.get(unvisited.pop(), []):
@@ -181,7 +182,6 @@ def test_ctrl_c_while_the_actors_work_leaves_the_old_features_and_nothing_half_w
     for pids in actors_while_running(process):
         if pids:
             break
-        time.sleep(0.05)
     masks = signal_state(process.pid)  # SIGINT blocked or ignored (0x2 in a mask) would not stop it
     process.send_signal(signal.SIGINT)  # what Ctrl-C in the terminal sends
     returncode, out, err = finished(process)
